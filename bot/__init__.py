@@ -1,0 +1,1 @@
+"""Runtime and composition root of hocvuso: settings, CLI, channels."""

@@ -1,0 +1,105 @@
+"""The `hocvuso` command: chat in the terminal, run the bot, manage the database and content."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from bot.app import build_services
+from bot.settings import Settings, SettingsError, load_settings
+from content.loader import ContentError, load_catalog
+from handlers.dispatcher import Dispatcher
+from storage import migrate
+from storage.db import Database
+
+app = typer.Typer(help="hocvuso – trợ lý Bình dân học vụ số.", no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="Cơ sở dữ liệu.", no_args_is_help=True)
+content_app = typer.Typer(help="Nội dung bài học.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(content_app, name="content")
+
+err = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        err.print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _fail_on_content(exc: ContentError) -> None:
+    err.print(f"[red]Nội dung có {len(exc.problems)} lỗi:[/red]", highlight=False)
+    for problem in exc.problems:
+        err.print(f"  {problem}", highlight=False, markup=False)
+    raise typer.Exit(2)
+
+
+@app.command()
+def chat(
+    user: Annotated[str, typer.Option("--user", "-u", help="Tên người dùng thử (mỗi tên một người).")] = "ban",
+) -> None:
+    """Trò chuyện với bot ngay trong cửa sổ dòng lệnh (dùng SQLite mặc định)."""
+    from bot.channels.console import run_console
+
+    settings = _settings()
+
+    async def _main() -> None:
+        try:
+            services = await build_services(settings)
+        except ContentError as exc:
+            _fail_on_content(exc)
+            return
+        try:
+            await run_console(Dispatcher(services), user)
+        finally:
+            await services.database.dispose()
+
+    asyncio.run(_main())
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Áp dụng các bản nâng cấp cấu trúc cơ sở dữ liệu (migration)."""
+    settings = _settings()
+
+    async def _main() -> str | None:
+        database = Database(settings.database_url)
+        try:
+            await migrate.upgrade(database.engine)
+            return await migrate.current_revision(database.engine)
+        finally:
+            await database.dispose()
+
+    revision = asyncio.run(_main())
+    typer.echo(f"Cơ sở dữ liệu đã ở phiên bản mới nhất ({revision}).")
+
+
+@content_app.command("check")
+def content_check(
+    directory: Annotated[Path | None, typer.Argument(help="Thư mục nội dung khác (mặc định: content/).")] = None,
+) -> None:
+    """Kiểm tra mọi tệp bài học và khóa học."""
+    try:
+        catalog = load_catalog(directory or _settings().content_dir)
+    except ContentError as exc:
+        _fail_on_content(exc)
+        return
+    lessons = len(catalog.lessons)
+    questions = sum(len(lesson.quiz) for lesson in catalog.lessons.values())
+    typer.echo(f"Nội dung hợp lệ: {len(catalog.courses)} khóa học, {lessons} bài học, {questions} câu hỏi.")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,1 @@
+"""The curriculum as YAML data files, with their schema and loader."""

@@ -1,0 +1,139 @@
+"""Reads and validates every content file, naming each error with its file and field."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from content.schema import Course, Lesson
+
+CONTENT_DIR = Path(__file__).parent
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class ContentProblem:
+    """One thing wrong with the content: where, and what."""
+
+    file: str
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}: {self.field}" if self.field else self.file
+        return f"{where}: {self.message}"
+
+
+class ContentError(Exception):
+    """The content does not load; `problems` lists every error found."""
+
+    def __init__(self, problems: list[ContentProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(problem) for problem in problems))
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The validated curriculum: courses in file order, lessons by id."""
+
+    courses: tuple[Course, ...]
+    lessons: dict[str, Lesson] = field(default_factory=dict)
+
+    @property
+    def core_course(self) -> Course:
+        return next((course for course in self.courses if course.core), self.courses[0])
+
+    def lesson(self, lesson_id: str) -> Lesson | None:
+        return self.lessons.get(lesson_id)
+
+    def ordered_lessons(self) -> list[Lesson]:
+        """Lessons in course order, each once."""
+        seen: dict[str, Lesson] = {}
+        for course in self.courses:
+            for lesson_id in course.lessons:
+                seen.setdefault(lesson_id, self.lessons[lesson_id])
+        return list(seen.values())
+
+
+def _field_path(location: tuple[object, ...]) -> str:
+    parts: list[str] = []
+    for item in location:
+        if isinstance(item, int):
+            parts.append(f"[{item + 1}]")
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts)
+
+
+def _read_file(
+    path: Path, model: type[ModelT], root: Path
+) -> tuple[ModelT | None, list[ContentProblem]]:
+    name = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        return None, [ContentProblem(name, "", f"không đọc được tệp: {exc}")]
+    if not isinstance(raw, dict):
+        return None, [ContentProblem(name, "", "tệp phải là một bảng khóa: giá trị (mapping)")]
+    try:
+        return model.model_validate(raw), []
+    except ValidationError as exc:
+        return None, [
+            ContentProblem(name, _field_path(error["loc"]), error["msg"]) for error in exc.errors()
+        ]
+
+
+def load_catalog(directory: Path | None = None) -> Catalog:
+    """Load `courses/*.yaml` and `lessons/*.yaml`; raise ContentError listing every problem."""
+    root = directory or CONTENT_DIR
+    problems: list[ContentProblem] = []
+    lessons: dict[str, Lesson] = {}
+    lesson_files: dict[str, str] = {}
+    for path in sorted((root / "lessons").glob("*.yaml")):
+        lesson, found = _read_file(path, Lesson, root)
+        problems.extend(found)
+        if lesson is None:
+            continue
+        name = str(path.relative_to(root))
+        if lesson.id in lessons:
+            problems.append(ContentProblem(name, "id", f"mã bài {lesson.id!r} đã dùng ở {lesson_files[lesson.id]}"))
+            continue
+        lessons[lesson.id] = lesson
+        lesson_files[lesson.id] = name
+    courses: list[Course] = []
+    for path in sorted((root / "courses").glob("*.yaml")):
+        course, found = _read_file(path, Course, root)
+        problems.extend(found)
+        if course is None:
+            continue
+        name = str(path.relative_to(root))
+        for index, lesson_id in enumerate(course.lessons):
+            if lesson_id not in lessons:
+                problems.append(ContentProblem(name, f"lessons[{index + 1}]", f"không có bài học mã {lesson_id!r}"))
+        courses.append(course)
+    problems.extend(_catalog_problems(courses, lessons, lesson_files))
+    if problems:
+        raise ContentError(problems)
+    return Catalog(courses=tuple(courses), lessons=lessons)
+
+
+def _catalog_problems(
+    courses: list[Course], lessons: dict[str, Lesson], lesson_files: dict[str, str]
+) -> list[ContentProblem]:
+    problems: list[ContentProblem] = []
+    if not courses:
+        return [ContentProblem("courses/", "", "cần ít nhất một khóa học")]
+    if sum(course.core for course in courses) > 1:
+        problems.append(ContentProblem("courses/", "core", "chỉ một khóa học được đánh dấu core: true"))
+    ids = [course.id for course in courses]
+    for course_id in {c for c in ids if ids.count(c) > 1}:
+        problems.append(ContentProblem("courses/", "id", f"mã khóa {course_id!r} bị lặp"))
+    reachable = {lesson_id for course in courses for lesson_id in course.lessons}
+    for lesson_id, name in lesson_files.items():
+        if lesson_id not in reachable:
+            problems.append(ContentProblem(name, "id", "bài học không thuộc khóa học nào"))
+    return problems

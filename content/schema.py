@@ -1,0 +1,125 @@
+"""The shape of lesson and course files, with the limits of the content guide."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+TITLE_MAX = 60
+CARD_MAX = 600
+OPTION_MAX = 100
+EXPLANATION_MAX = 200
+QUESTION_MAX = 300
+CARDS_MIN, CARDS_MAX = 3, 6
+QUESTIONS_MIN, QUESTIONS_MAX = 4, 5
+OPTIONS_MIN, OPTIONS_MAX = 2, 4
+
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length=32)]
+
+
+def _text(max_length: int) -> type[str]:
+    return Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length)]
+
+
+class CitizenGroup(StrEnum):
+    """The four groups of the basic digital skills framework (QĐ 757/QĐ-BKHCN, 2025)."""
+
+    RESIDENT = "nguoi-dan"
+    STUDENT = "hoc-sinh-sinh-vien"
+    OFFICIAL = "can-bo-cong-chuc"
+    WORKER = "nguoi-lao-dong-doanh-nghiep"
+
+
+class Domain(StrEnum):
+    """The domains of the digital competence framework (Thông tư 02/2025/TT-BGDĐT)."""
+
+    DATA = "khai-thac-du-lieu"
+    COMMUNICATION = "giao-tiep-hop-tac"
+    CREATION = "sang-tao-noi-dung"
+    SAFETY = "an-toan"
+    PROBLEM_SOLVING = "giai-quyet-van-de"
+    AI = "ung-dung-ai"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Option(Strict):
+    text: _text(OPTION_MAX)  # type: ignore[valid-type]
+    correct: bool = False
+
+
+class Question(Strict):
+    id: Slug
+    question: _text(QUESTION_MAX)  # type: ignore[valid-type]
+    options: list[Option] = Field(min_length=OPTIONS_MIN, max_length=OPTIONS_MAX)
+    explanation: _text(EXPLANATION_MAX)  # type: ignore[valid-type]
+
+    @field_validator("options")
+    @classmethod
+    def _exactly_one_correct(cls, options: list[Option]) -> list[Option]:
+        correct = sum(option.correct for option in options)
+        if correct != 1:
+            raise ValueError(f"cần đúng một đáp án đúng (correct: true), đang có {correct}")
+        return options
+
+    @property
+    def correct_index(self) -> int:
+        return next(i for i, option in enumerate(self.options) if option.correct)
+
+
+class Tags(Strict):
+    groups: list[CitizenGroup] = Field(min_length=1)
+    domain: Domain
+
+
+class Source(Strict):
+    title: _text(200)  # type: ignore[valid-type]
+    url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")] | None = None
+
+
+class Lesson(Strict):
+    id: Slug
+    title: _text(TITLE_MAX)  # type: ignore[valid-type]
+    promise: _text(200)  # type: ignore[valid-type]
+    tags: Tags
+    cards: list[_text(CARD_MAX)] = Field(min_length=CARDS_MIN, max_length=CARDS_MAX)  # type: ignore[valid-type]
+    quiz: list[Question] = Field(min_length=QUESTIONS_MIN, max_length=QUESTIONS_MAX)
+    sources: list[Source] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_question_ids(self) -> Lesson:
+        seen: set[str] = set()
+        for question in self.quiz:
+            if question.id in seen:
+                raise ValueError(f"mã câu hỏi {question.id!r} bị lặp")
+            seen.add(question.id)
+        return self
+
+    def question(self, question_id: str) -> Question | None:
+        return next((q for q in self.quiz if q.id == question_id), None)
+
+
+class Course(Strict):
+    id: Slug
+    title: _text(TITLE_MAX)  # type: ignore[valid-type]
+    core: bool = False
+    lessons: list[Slug] = Field(min_length=1)
+
+    @field_validator("lessons")
+    @classmethod
+    def _no_repeats(cls, lessons: list[str]) -> list[str]:
+        if len(set(lessons)) != len(lessons):
+            raise ValueError("một bài học được liệt kê hai lần")
+        return lessons
+
+
+GROUP_LABELS: dict[CitizenGroup, str] = {
+    CitizenGroup.RESIDENT: "Người dân",
+    CitizenGroup.STUDENT: "Học sinh, sinh viên",
+    CitizenGroup.OFFICIAL: "Cán bộ, công chức, viên chức",
+    CitizenGroup.WORKER: "Người lao động doanh nghiệp",
+}

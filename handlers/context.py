@@ -1,0 +1,80 @@
+"""What a handler works with: the services injected at start, and the turn in hand."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from content.loader import Catalog
+from handlers.core import Incoming
+from storage.db import Database
+from storage.models import ConversationState, Person
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class HandlerConfig:
+    """The settings the conversation needs, handed in by the composition root."""
+
+    villages: tuple[str, ...]
+    organisations: tuple[str, ...]
+    zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Ho_Chi_Minh"))
+    commune_name: str = "xã Cát Thành"
+    pass_percent: int = 80
+    household_code_length: int = 6
+    max_text_length: int = 1000
+
+
+@dataclass(frozen=True)
+class Services:
+    """Injected once: database, curriculum, configuration, clock and random source."""
+
+    database: Database
+    catalog: Catalog
+    config: HandlerConfig
+    clock: Clock
+    random: random.Random
+
+
+@dataclass
+class Turn:
+    """One incoming message being handled, inside one database transaction."""
+
+    incoming: Incoming
+    session: AsyncSession
+    state: ConversationState
+    person: Person | None
+    services: Services
+    now: datetime
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self.state.data
+
+    def goto(self, step: str, **data: Any) -> None:
+        """Move to `step` with fresh step data (JSON-serialisable values only)."""
+        self.state.step = step
+        self.state.data = dict(data)
+
+    def update(self, **data: Any) -> None:
+        # A new dict, so SQLAlchemy sees the JSON column change.
+        self.state.data = {**self.state.data, **data}
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.services.catalog
+
+    @property
+    def config(self) -> HandlerConfig:
+        return self.services.config
+
+    @property
+    def today(self):
+        return self.now.astimezone(self.config.zone).date()

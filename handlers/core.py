@@ -1,0 +1,92 @@
+"""The neutral message types every channel translates to and from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Kind(StrEnum):
+    """What a person sent."""
+
+    TEXT = "text"
+    COMMAND = "command"
+    ACTION = "action"  # a button press
+    CONTACT = "contact"
+    UNSUPPORTED = "unsupported"  # sticker, photo, voice, location ...
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One thing a person sent, in any channel."""
+
+    channel: str
+    user_id: str
+    kind: Kind
+    text: str = ""
+    display_name: str | None = None
+    delivery_key: str | None = None  # the channel's update id, for dedupe; None for the console
+
+    @classmethod
+    def from_text(cls, channel: str, user_id: str, text: str, **extra: object) -> Incoming:
+        """Text typed by a person; a leading slash makes it a command."""
+        stripped = text.strip()
+        kind = Kind.COMMAND if stripped.startswith("/") and len(stripped) > 1 else Kind.TEXT
+        return cls(channel=channel, user_id=user_id, kind=kind, text=text, **extra)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Button:
+    label: str
+    action: str
+
+
+@dataclass(frozen=True)
+class Attachment:
+    file_name: str
+    data: bytes
+    kind: str = "document"  # document | photo
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One message to send back; buttons are rows of (label, action)."""
+
+    text: str
+    buttons: tuple[tuple[Button, ...], ...] = ()
+    attachment: Attachment | None = None
+
+    @property
+    def actions(self) -> list[str]:
+        return [button.action for row in self.buttons for button in row]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a channel can show."""
+
+    buttons: bool
+    text_limit: int
+
+
+CONSOLE = Capabilities(buttons=False, text_limit=4096)
+TELEGRAM = Capabilities(buttons=True, text_limit=4096)
+ZALO = Capabilities(buttons=False, text_limit=2000)
+
+
+@dataclass
+class Keyboard:
+    """Builds button rows; one button per row reads best on a small phone."""
+
+    rows: list[tuple[Button, ...]] = field(default_factory=list)
+
+    def add(self, label: str, action: str) -> Keyboard:
+        self.rows.append((Button(label, action),))
+        return self
+
+    def pair(self, first: tuple[str, str], second: tuple[str, str]) -> Keyboard:
+        self.rows.append((Button(*first), Button(*second)))
+        return self
+
+    def build(self) -> tuple[tuple[Button, ...], ...]:
+        return tuple(self.rows)

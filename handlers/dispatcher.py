@@ -1,0 +1,108 @@
+"""Routes each incoming message to its handler inside one transaction, and remembers the menu."""
+
+from __future__ import annotations
+
+import logging
+
+from handlers import account, home, learning, quiz, registration, texts
+from handlers.context import Services, Turn
+from handlers.core import Incoming, Keyboard, Kind, Reply
+from handlers.registry import Registry, Replies
+from storage import queries
+
+log = logging.getLogger(__name__)
+
+
+def build_registry() -> Registry:
+    """Every conversation of hocvuso, registered explicitly in menu order."""
+    registry = Registry()
+    for module in (home, learning, quiz, registration, account):
+        module.register(registry)
+    return registry
+
+
+def command_name(text: str) -> str:
+    """'/Start@hocvuso_bot payload' -> 'start'."""
+    word = text.strip().split(maxsplit=1)[0] if text.strip() else ""
+    return word.lstrip("/").split("@", 1)[0].lower()
+
+
+class Dispatcher:
+    """Turns an `Incoming` into replies; the only entry point channels call."""
+
+    def __init__(self, services: Services, registry: Registry | None = None) -> None:
+        self.services = services
+        self.registry = registry or build_registry()
+
+    async def handle(self, incoming: Incoming) -> Replies:
+        try:
+            return await self._handle(incoming)
+        except Exception:
+            # Logged with the delivery key only: never names, phone numbers or message text.
+            log.exception("handler failed: channel=%s update=%s", incoming.channel, incoming.delivery_key)
+            return [Reply(texts.SORRY, Keyboard().add(texts.BTN_MENU, "menu").build())]
+
+    async def _handle(self, incoming: Incoming) -> Replies:
+        now = self.services.clock()
+        async with self.services.database.session() as session:
+            if incoming.delivery_key and not await queries.mark_processed(
+                session, incoming.channel, incoming.delivery_key, now
+            ):
+                return []  # a redelivery of an update already answered
+            state = await queries.load_state(session, incoming.channel, incoming.user_id, now)
+            person = await queries.person_for(session, incoming.channel, incoming.user_id)
+            turn = Turn(incoming, session, state, person, self.services, now)
+            replies = await self._route(turn)
+            state.menu = next((reply.actions for reply in reversed(replies) if reply.buttons), [])
+            state.updated_at = now
+            session.add(state)
+            return replies
+
+    async def _route(self, turn: Turn) -> Replies:
+        incoming = turn.incoming
+        if len(incoming.text) > self.services.config.max_text_length:
+            return [Reply(texts.TOO_LONG), *await self.current_view(turn)]
+        if incoming.kind is Kind.COMMAND:
+            return await self._command(turn)
+        if incoming.kind is Kind.ACTION:
+            return await self._action(turn, incoming.text)
+        if incoming.kind is Kind.TEXT:
+            return await self._text(turn, incoming.text.strip())
+        return [Reply(texts.UNSUPPORTED), *await self.current_view(turn)]
+
+    async def _command(self, turn: Turn) -> Replies:
+        name = command_name(turn.incoming.text)
+        command = self.registry.commands.get(name)
+        if command is None:
+            return [Reply(texts.UNKNOWN_COMMAND.format(command="/" + name[:30])), *await self.current_view(turn)]
+        return await command.handler(turn)
+
+    async def _action(self, turn: Turn, action: str) -> Replies:
+        prefix, _, argument = action.partition(":")
+        route = self.registry.actions.get(prefix)
+        if route is None or (not route.anywhere and action not in turn.state.menu):
+            return [Reply(texts.STALE_BUTTON), *await self.current_view(turn)]
+        return await route.handler(turn, argument)
+
+    async def _text(self, turn: Turn, text: str) -> Replies:
+        if turn.state.step == "new":  # the first message of a new chat, whatever it says
+            return await home.start(turn)
+        menu = turn.state.menu
+        if text.isdigit() and 1 <= int(text) <= len(menu):
+            return await self._action(turn, menu[int(text) - 1])
+        if text.lower() in texts.HOME_WORDS:
+            return await home.show_main_menu(turn)
+        step = self.registry.steps.get(turn.state.step)
+        if step is not None and step.on_text is not None and text:
+            replies = await step.on_text(turn, text)
+            if replies is not None:
+                return replies
+        notice = texts.EMPTY if not text else texts.PLEASE_CHOOSE
+        return [Reply(notice), *await self.current_view(turn)]
+
+    async def current_view(self, turn: Turn) -> Replies:
+        """Show the person's current step again (the main menu if the step no longer exists)."""
+        step = self.registry.steps.get(turn.state.step)
+        if step is None:
+            return await home.show_main_menu(turn)
+        return await step.view(turn)

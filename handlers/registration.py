@@ -1,0 +1,411 @@
+"""Consent and the questions after it (name, village, group, household, organisations, VNeID),
+asked once in a row at registration and one at a time from /caidat."""
+
+from __future__ import annotations
+
+import re
+
+from content.schema import GROUP_LABELS, CitizenGroup
+from handlers import texts
+from handlers.context import Turn
+from handlers.core import Keyboard, Reply
+from handlers.home import consent_reply, show_main_menu
+from handlers.registry import Registry, Replies
+from storage import queries
+from storage.models import Household, Organisation, Village
+
+ORDER = ["ask_name", "ask_village", "ask_group", "ask_household", "ask_orgs", "ask_vneid"]
+
+CONSENT_DECLINED = (
+    "Không sao cả. Bạn vẫn học được mọi bài, chỉ là mình sẽ không lưu tiến độ. "
+    "Khi nào muốn, bạn chọn 'Đăng ký lưu tiến độ' trong menu."
+)
+ALREADY_CONSENTED = "Bạn đã đồng ý lưu dữ liệu rồi. Muốn sửa thông tin, gõ /caidat."
+THANKS = "Cảm ơn bạn! Mình đã ghi nhận. Mình hỏi vài câu ngắn nhé (bấm Bỏ qua nếu chưa muốn trả lời)."
+REGISTERED = "🎉 Đăng ký xong! Bạn bắt đầu với bài học đầu tiên nhé."
+SAVED = "✅ Đã lưu."
+
+ASK_NAME = "Bạn cho mình biết họ và tên (ví dụ: Nguyễn Văn An)."
+BAD_NAME = "Tên cần có chữ cái và dài từ 2 đến 80 ký tự, không có số hay ký hiệu. Bạn gõ lại nhé."
+ASK_VILLAGE = "Bạn ở thôn/xóm nào?"
+ASK_GROUP = "Bạn thuộc nhóm nào?"
+ASK_HOUSEHOLD = (
+    "🏡 Hộ gia đình: nếu người nhà đã đăng ký, bạn nhập mã hộ họ đưa. "
+    "Nếu bạn là người đầu tiên trong nhà, hãy tạo mã hộ mới để chia sẻ cho cả nhà."
+)
+ASK_HOUSEHOLD_CODE = "Bạn gõ mã hộ gồm {length} chữ số (ví dụ: 482915)."
+BAD_HOUSEHOLD_CODE = "Mã hộ gồm {length} chữ số. Bạn kiểm tra và gõ lại nhé."
+NO_SUCH_HOUSEHOLD = "Không tìm thấy hộ có mã {code}. Bạn hỏi lại người nhà và gõ lại nhé."
+JOINED_HOUSEHOLD = "Bạn đã vào hộ có mã {code}."
+CREATED_HOUSEHOLD = (
+    "Mã hộ của nhà bạn là: {spoken}\n\n"
+    "Hãy đọc mã này cho người nhà để họ nhập khi đăng ký. Xem lại mã bất cứ lúc nào trong /caidat."
+)
+LEFT_HOUSEHOLD = "Bạn đã rời hộ gia đình."
+ASK_ORGS = "Bạn là thành viên của tổ chức nào? Chọn bao nhiêu cũng được, rồi bấm 'Xong'."
+ASK_VNEID = "Tài khoản định danh điện tử VNeID mức 2 của bạn đã kích hoạt chưa?"
+VNEID_LABELS = {"yes": "Đã kích hoạt mức 2", "no": "Chưa kích hoạt", "unknown": "Chưa rõ"}
+UNKNOWN_CHOICE = "Lựa chọn này không còn nữa. Bạn chọn lại nhé."
+
+SETTINGS = (
+    "⚙️ Thông tin của bạn:\n"
+    "• Họ tên: {name}\n• Thôn/xóm: {village}\n• Nhóm: {group}\n• Hộ gia đình: {household}\n"
+    "• Tổ chức: {orgs}\n• VNeID mức 2: {vneid}\n\nBạn muốn sửa mục nào?"
+)
+NOT_ANSWERED = "chưa trả lời"
+
+NAME_PATTERN = re.compile(r"^[^\W\d_]+(?:[ .'-][^\W\d_]+)*$")
+
+
+def spoken_code(code: str) -> str:
+    """'482915' -> '482 915': groups of three are easier to read aloud on the phone."""
+    return " ".join(code[i : i + 3] for i in range(0, len(code), 3))
+
+
+async def begin_registration(turn: Turn) -> Replies:
+    turn.person = await queries.create_person(
+        turn.session, turn.incoming.channel, turn.incoming.user_id, turn.now
+    )
+    await queries.log_activity(turn.session, turn.person, "consent_given", turn.now)
+    return [Reply(THANKS), *await _enter(turn, ORDER[0], flow="register")]
+
+
+async def on_consent(turn: Turn, answer: str) -> Replies:
+    if turn.person is not None:
+        return await show_main_menu(turn, ALREADY_CONSENTED)
+    if answer == "yes":
+        return await begin_registration(turn)
+    return await show_main_menu(turn, CONSENT_DECLINED)
+
+
+async def ask_consent(turn: Turn, _arg: str = "") -> Replies:
+    if turn.person is not None:
+        return await show_main_menu(turn, ALREADY_CONSENTED)
+    turn.goto("consent")
+    return [consent_reply()]
+
+
+async def _enter(turn: Turn, step: str, flow: str) -> Replies:
+    turn.goto(step, flow=flow)
+    return await VIEWS[step](turn)
+
+
+async def _after(turn: Turn, step: str, note: str | None = None) -> Replies:
+    """Next question at registration; back to the settings list from /caidat."""
+    notes = [Reply(note)] if note else []
+    if turn.data.get("flow") == "settings":
+        return [*notes, *await show_settings(turn, SAVED)]
+    position = ORDER.index(step)
+    if position + 1 < len(ORDER):
+        return [*notes, *await _enter(turn, ORDER[position + 1], flow="register")]
+    await queries.log_activity(turn.session, turn.person, "registered", turn.now)
+    first = turn.catalog.core_course.lessons[0]
+    turn.goto("main")
+    keyboard = Keyboard().add("📖 Học bài đầu tiên", f"lesson:{first}").add(texts.BTN_MENU, "menu")
+    return [*notes, Reply(REGISTERED, keyboard.build())]
+
+
+def _skip_or_back(turn: Turn, keyboard: Keyboard) -> Keyboard:
+    if turn.data.get("flow") == "settings":
+        return keyboard.add(texts.BTN_BACK, "set:back")
+    return keyboard.add(texts.BTN_SKIP, "skip")
+
+
+# --- name ---------------------------------------------------------------------------------------
+
+async def view_name(turn: Turn) -> Replies:
+    keyboard = Keyboard()
+    display = _clean_name(turn.incoming.display_name or "")
+    if display and NAME_PATTERN.match(display):
+        keyboard.add(f"Dùng tên: {display}", "name:display")
+    return [Reply(ASK_NAME, _skip_or_back(turn, keyboard).build())]
+
+
+def _clean_name(text: str) -> str:
+    return " ".join(text.split())
+
+
+async def on_name_text(turn: Turn, text: str) -> Replies:
+    name = _clean_name(text)
+    if not (2 <= len(name) <= 80 and NAME_PATTERN.match(name)):
+        return [Reply(BAD_NAME), *await view_name(turn)]
+    return await _save_name(turn, name)
+
+
+async def on_name_action(turn: Turn, _arg: str) -> Replies:
+    name = _clean_name(turn.incoming.display_name or "")
+    if not (2 <= len(name) <= 80 and NAME_PATTERN.match(name)):
+        return [Reply(BAD_NAME), *await view_name(turn)]
+    return await _save_name(turn, name)
+
+
+async def _save_name(turn: Turn, name: str) -> Replies:
+    assert turn.person is not None
+    turn.person.full_name = name
+    turn.session.add(turn.person)
+    return await _after(turn, "ask_name")
+
+
+# --- village ------------------------------------------------------------------------------------
+
+async def _villages(turn: Turn) -> list[Village]:
+    return await queries.villages_named(turn.session, turn.config.villages)
+
+
+async def view_village(turn: Turn) -> Replies:
+    keyboard = Keyboard()
+    for village in await _villages(turn):
+        keyboard.add(village.name, f"village:{village.id}")
+    return [Reply(ASK_VILLAGE, _skip_or_back(turn, keyboard).build())]
+
+
+async def on_village(turn: Turn, arg: str) -> Replies:
+    assert turn.person is not None
+    chosen = next((v for v in await _villages(turn) if str(v.id) == arg), None)
+    if chosen is None:
+        return [Reply(UNKNOWN_CHOICE), *await view_village(turn)]
+    turn.person.village_id = chosen.id
+    turn.session.add(turn.person)
+    return await _after(turn, "ask_village")
+
+
+# --- group --------------------------------------------------------------------------------------
+
+async def view_group(turn: Turn) -> Replies:
+    keyboard = Keyboard()
+    for group, label in GROUP_LABELS.items():
+        keyboard.add(label, f"group:{group.value}")
+    return [Reply(ASK_GROUP, _skip_or_back(turn, keyboard).build())]
+
+
+async def on_group(turn: Turn, arg: str) -> Replies:
+    assert turn.person is not None
+    if arg not in {group.value for group in CitizenGroup}:
+        return [Reply(UNKNOWN_CHOICE), *await view_group(turn)]
+    turn.person.target_group = arg
+    turn.session.add(turn.person)
+    return await _after(turn, "ask_group")
+
+
+# --- household ----------------------------------------------------------------------------------
+
+async def view_household(turn: Turn) -> Replies:
+    keyboard = Keyboard().add("🔢 Nhập mã hộ", "hh:join").add("➕ Tạo mã hộ mới", "hh:create")
+    if turn.person is not None and turn.person.household_id is not None:
+        keyboard.add("Rời hộ hiện tại", "hh:leave")
+    return [Reply(ASK_HOUSEHOLD, _skip_or_back(turn, keyboard).build())]
+
+
+async def on_household(turn: Turn, arg: str) -> Replies:
+    person = turn.person
+    assert person is not None
+    if arg == "join":
+        turn.goto("ask_household_code", flow=turn.data.get("flow", "register"))
+        return await view_household_code(turn)
+    if arg == "create":
+        previous = person.household_id
+        household = await queries.create_household(
+            turn.session, person.village_id, turn.services.random, turn.config.household_code_length, turn.now
+        )
+        await _move_to_household(turn, household, head=True, previous=previous)
+        return await _after(turn, "ask_household", CREATED_HOUSEHOLD.format(spoken=spoken_code(household.code)))
+    if arg == "leave":
+        await _move_to_household(turn, None, head=False, previous=person.household_id)
+        return await _after(turn, "ask_household", LEFT_HOUSEHOLD)
+    return [Reply(UNKNOWN_CHOICE), *await view_household(turn)]
+
+
+async def _move_to_household(turn: Turn, household: Household | None, *, head: bool, previous: int | None) -> None:
+    person = turn.person
+    assert person is not None
+    person.household_id = household.id if household else None
+    person.is_household_head = head
+    turn.session.add(person)
+    await turn.session.flush()
+    if previous is not None and previous != person.household_id:
+        await queries.delete_household_if_empty(turn.session, previous)
+
+
+async def view_household_code(turn: Turn) -> Replies:
+    keyboard = Keyboard().add(texts.BTN_BACK, "hh:back")
+    return [Reply(ASK_HOUSEHOLD_CODE.format(length=turn.config.household_code_length), keyboard.build())]
+
+
+async def on_household_code_text(turn: Turn, text: str) -> Replies:
+    code = re.sub(r"[\s.\-]", "", text)
+    length = turn.config.household_code_length
+    if not (code.isdigit() and len(code) == length):
+        return [Reply(BAD_HOUSEHOLD_CODE.format(length=length)), *await view_household_code(turn)]
+    household = await queries.household_by_code(turn.session, code)
+    if household is None:
+        return [Reply(NO_SUCH_HOUSEHOLD.format(code=spoken_code(code))), *await view_household_code(turn)]
+    assert turn.person is not None
+    await _move_to_household(turn, household, head=False, previous=turn.person.household_id)
+    return await _after(turn, "ask_household", JOINED_HOUSEHOLD.format(code=spoken_code(code)))
+
+
+async def on_household_back(turn: Turn, _arg: str) -> Replies:
+    return await _enter(turn, "ask_household", flow=turn.data.get("flow", "register"))
+
+
+# --- organisations ------------------------------------------------------------------------------
+
+async def _organisations(turn: Turn) -> list[Organisation]:
+    return await queries.organisations_named(turn.session, turn.config.organisations)
+
+
+async def view_orgs(turn: Turn) -> Replies:
+    if "chosen" not in turn.data and turn.person is not None:
+        current = await queries.memberships_of(turn.session, turn.person.id)  # type: ignore[arg-type]
+        turn.update(chosen=sorted(m.organisation_id for m in current))
+    chosen = set(turn.data.get("chosen", []))
+    keyboard = Keyboard()
+    for organisation in await _organisations(turn):
+        mark = "☑️" if organisation.id in chosen else "⬜"
+        keyboard.add(f"{mark} {organisation.name}", f"org:{organisation.id}")
+    keyboard.add("✅ Xong", "org:done")
+    if turn.data.get("flow") == "settings":
+        keyboard.add(texts.BTN_BACK, "set:back")
+    return [Reply(ASK_ORGS, keyboard.build())]
+
+
+async def on_org(turn: Turn, arg: str) -> Replies:
+    assert turn.person is not None
+    if arg == "done":
+        await queries.set_memberships(turn.session, turn.person.id, turn.data.get("chosen", []))  # type: ignore[arg-type]
+        return await _after(turn, "ask_orgs")
+    organisation = next((o for o in await _organisations(turn) if str(o.id) == arg), None)
+    if organisation is None:
+        return [Reply(UNKNOWN_CHOICE), *await view_orgs(turn)]
+    chosen = set(turn.data.get("chosen", []))
+    chosen ^= {organisation.id}
+    turn.update(chosen=sorted(chosen))  # type: ignore[type-var]
+    return await view_orgs(turn)
+
+
+# --- VNeID --------------------------------------------------------------------------------------
+
+async def view_vneid(turn: Turn) -> Replies:
+    keyboard = Keyboard()
+    for value, label in VNEID_LABELS.items():
+        keyboard.add(label, f"vneid:{value}")
+    if turn.data.get("flow") == "settings":
+        keyboard.add(texts.BTN_BACK, "set:back")
+    return [Reply(ASK_VNEID, keyboard.build())]
+
+
+async def on_vneid(turn: Turn, arg: str) -> Replies:
+    assert turn.person is not None
+    if arg not in VNEID_LABELS:
+        return [Reply(UNKNOWN_CHOICE), *await view_vneid(turn)]
+    turn.person.vneid_level2 = arg
+    turn.session.add(turn.person)
+    return await _after(turn, "ask_vneid")
+
+
+async def on_skip(turn: Turn, _arg: str) -> Replies:
+    return await _after(turn, turn.state.step)
+
+
+# --- /caidat ------------------------------------------------------------------------------------
+
+async def show_settings(turn: Turn, preface: str | None = None) -> Replies:
+    person = turn.person
+    if person is None:
+        turn.goto("consent")
+        return [Reply(texts.NEEDS_CONSENT), consent_reply()]
+    turn.goto("settings")
+    summary = await describe_person(turn)
+    keyboard = (
+        Keyboard()
+        .add("Họ tên", "set:ask_name")
+        .add("Thôn/xóm", "set:ask_village")
+        .add("Nhóm", "set:ask_group")
+        .add("Hộ gia đình", "set:ask_household")
+        .add("Tổ chức", "set:ask_orgs")
+        .add("VNeID mức 2", "set:ask_vneid")
+        .add(texts.BTN_MENU, "menu")
+    )
+    notes = [Reply(preface)] if preface else []
+    return [*notes, Reply(SETTINGS.format(**summary), keyboard.build())]
+
+
+async def describe_person(turn: Turn) -> dict[str, str]:
+    """The person's answers in words, for /caidat and /dulieucuatoi."""
+    person = turn.person
+    assert person is not None
+    session = turn.session
+    village = await session.get(Village, person.village_id) if person.village_id else None
+    household = await session.get(Household, person.household_id) if person.household_id else None
+    memberships = await queries.memberships_of(session, person.id)  # type: ignore[arg-type]
+    names = []
+    for membership in memberships:
+        organisation = await session.get(Organisation, membership.organisation_id)
+        if organisation is not None:
+            names.append(organisation.name)
+    group = GROUP_LABELS.get(CitizenGroup(person.target_group)) if person.target_group else None
+    household_text = None
+    if household is not None:
+        household_text = f"mã {spoken_code(household.code)}" + (" (chủ hộ tạo mã)" if person.is_household_head else "")
+    return {
+        "name": person.full_name or NOT_ANSWERED,
+        "village": village.name if village else NOT_ANSWERED,
+        "group": group or NOT_ANSWERED,
+        "household": household_text or NOT_ANSWERED,
+        "orgs": ", ".join(sorted(names)) or "không có",
+        "vneid": VNEID_LABELS.get(person.vneid_level2 or "", NOT_ANSWERED),
+    }
+
+
+async def view_settings(turn: Turn) -> Replies:
+    return await show_settings(turn)
+
+
+async def on_settings_action(turn: Turn, arg: str) -> Replies:
+    if arg == "back" or arg not in VIEWS or turn.person is None:
+        return await show_settings(turn)
+    return await _enter(turn, arg, flow="settings")
+
+
+async def open_settings(turn: Turn, _arg: str = "") -> Replies:
+    return await show_settings(turn)
+
+
+VIEWS = {
+    "ask_name": view_name,
+    "ask_village": view_village,
+    "ask_group": view_group,
+    "ask_household": view_household,
+    "ask_household_code": view_household_code,
+    "ask_orgs": view_orgs,
+    "ask_vneid": view_vneid,
+}
+
+
+def register(registry: Registry) -> None:
+    registry.add_command("caidat", "Xem và sửa thông tin của bạn", open_settings)
+    registry.add_action("caidat", open_settings, anywhere=True)
+    registry.add_action("dangky", ask_consent, anywhere=True)
+    registry.add_action("consent", on_consent)
+    registry.add_action("set", on_settings_action)
+    registry.add_action("name", on_name_action)
+    registry.add_action("village", on_village)
+    registry.add_action("group", on_group)
+    registry.add_action("hh", _household_action)
+    registry.add_action("org", on_org)
+    registry.add_action("vneid", on_vneid)
+    registry.add_action("skip", on_skip)
+    registry.add_step("settings", view_settings)
+    registry.add_step("ask_name", view_name, on_name_text)
+    registry.add_step("ask_village", view_village)
+    registry.add_step("ask_group", view_group)
+    registry.add_step("ask_household", view_household)
+    registry.add_step("ask_household_code", view_household_code, on_household_code_text)
+    registry.add_step("ask_orgs", view_orgs)
+    registry.add_step("ask_vneid", view_vneid)
+
+
+async def _household_action(turn: Turn, arg: str) -> Replies:
+    if arg == "back":
+        return await on_household_back(turn, arg)
+    return await on_household(turn, arg)

@@ -1,0 +1,1 @@
+"""Persistence: SQLModel models, the async engine, queries and Alembic migrations."""

@@ -1,0 +1,285 @@
+"""Queries the conversation needs. Each takes an open session; the caller owns the transaction."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, timedelta, tzinfo
+
+from sqlalchemy import delete, func, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import (
+    Activity,
+    Answer,
+    ChannelAccount,
+    ConversationState,
+    Household,
+    LessonProgress,
+    Membership,
+    Organisation,
+    Person,
+    ProcessedUpdate,
+    QuizAttempt,
+    Village,
+)
+
+
+async def sync_reference_data(session: AsyncSession, villages: Iterable[str], organisations: Iterable[str]) -> None:
+    """Insert the villages and organisations named in the settings that the database lacks.
+
+    Names removed from the settings stay in the database: people may still belong to them.
+    """
+    known_villages = set((await session.exec(select(Village.name))).all())
+    session.add_all(Village(name=name) for name in villages if name not in known_villages)
+    known_orgs = set((await session.exec(select(Organisation.name))).all())
+    session.add_all(Organisation(name=name) for name in organisations if name not in known_orgs)
+    await session.flush()
+
+
+async def villages_named(session: AsyncSession, names: Sequence[str]) -> list[Village]:
+    """The villages with these names, in the order given."""
+    rows = {v.name: v for v in (await session.exec(select(Village).where(col(Village.name).in_(names)))).all()}
+    return [rows[name] for name in names if name in rows]
+
+
+async def organisations_named(session: AsyncSession, names: Sequence[str]) -> list[Organisation]:
+    rows = {
+        o.name: o
+        for o in (await session.exec(select(Organisation).where(col(Organisation.name).in_(names)))).all()
+    }
+    return [rows[name] for name in names if name in rows]
+
+
+async def mark_processed(session: AsyncSession, channel: str, delivery_key: str, now: datetime) -> bool:
+    """Record an update as handled; False when it was handled before (a redelivery)."""
+    seen = await session.exec(
+        select(ProcessedUpdate.id).where(
+            ProcessedUpdate.channel == channel, ProcessedUpdate.delivery_key == delivery_key
+        )
+    )
+    if seen.first() is not None:
+        return False
+    try:
+        async with session.begin_nested():
+            session.add(ProcessedUpdate(channel=channel, delivery_key=delivery_key, processed_at=now))
+    except IntegrityError:  # another worker took it between our check and our insert
+        return False
+    return True
+
+
+async def load_state(session: AsyncSession, channel: str, external_id: str, now: datetime) -> ConversationState:
+    """The conversation state of this chat, created at the main menu on first contact."""
+    state = (
+        await session.exec(
+            select(ConversationState).where(
+                ConversationState.channel == channel, ConversationState.external_id == external_id
+            )
+        )
+    ).first()
+    if state is None:
+        state = ConversationState(channel=channel, external_id=external_id, step="new", updated_at=now)
+        session.add(state)
+        await session.flush()
+    return state
+
+
+async def person_for(session: AsyncSession, channel: str, external_id: str) -> Person | None:
+    result = await session.exec(
+        select(Person)
+        .join(ChannelAccount, col(ChannelAccount.person_id) == col(Person.id))
+        .where(ChannelAccount.channel == channel, ChannelAccount.external_id == external_id)
+    )
+    return result.first()
+
+
+async def create_person(session: AsyncSession, channel: str, external_id: str, now: datetime) -> Person:
+    person = Person(consent_at=now, created_at=now)
+    session.add(person)
+    await session.flush()
+    session.add(ChannelAccount(channel=channel, external_id=external_id, person_id=person.id, created_at=now))
+    await session.flush()
+    return person
+
+
+def _household_code(rng: random.Random, length: int) -> str:
+    return "".join(rng.choice("0123456789") for _ in range(length))
+
+
+async def create_household(
+    session: AsyncSession, village_id: int | None, rng: random.Random, length: int, now: datetime
+) -> Household:
+    """A new household with a fresh numeric code (digits are easy to read aloud and to type)."""
+    for _ in range(50):
+        code = _household_code(rng, length)
+        taken = (await session.exec(select(Household.id).where(Household.code == code))).first()
+        if taken is None:
+            household = Household(code=code, village_id=village_id, created_at=now)
+            session.add(household)
+            await session.flush()
+            return household
+    raise RuntimeError("không tạo được mã hộ mới: hãy tăng HOCVUSO_HOUSEHOLD_CODE_LENGTH")
+
+
+async def household_by_code(session: AsyncSession, code: str) -> Household | None:
+    return (await session.exec(select(Household).where(Household.code == code))).first()
+
+
+async def household_member_count(session: AsyncSession, household_id: int) -> int:
+    result = await session.exec(select(func.count()).select_from(Person).where(Person.household_id == household_id))
+    return result.one()
+
+
+async def memberships_of(session: AsyncSession, person_id: int) -> list[Membership]:
+    return list((await session.exec(select(Membership).where(Membership.person_id == person_id))).all())
+
+
+async def set_memberships(session: AsyncSession, person_id: int, organisation_ids: Iterable[int]) -> None:
+    """Make the person a member of exactly these organisations, keeping existing roles."""
+    wanted = set(organisation_ids)
+    current = {m.organisation_id: m for m in await memberships_of(session, person_id)}
+    for organisation_id, membership in current.items():
+        if organisation_id not in wanted:
+            await session.delete(membership)
+    session.add_all(
+        Membership(person_id=person_id, organisation_id=organisation_id)
+        for organisation_id in wanted - set(current)
+    )
+    await session.flush()
+
+
+async def log_activity(
+    session: AsyncSession, person: Person | None, kind: str, now: datetime,
+    lesson_id: str | None = None, detail: str | None = None,
+) -> None:
+    """Append one event; nothing is logged for people who did not consent."""
+    if person is None:
+        return
+    session.add(Activity(person_id=person.id, kind=kind, lesson_id=lesson_id, detail=detail, at=now))
+
+
+async def progress_of(session: AsyncSession, person_id: int) -> dict[str, LessonProgress]:
+    rows = await session.exec(select(LessonProgress).where(LessonProgress.person_id == person_id))
+    return {row.lesson_id: row for row in rows.all()}
+
+
+async def start_lesson(session: AsyncSession, person_id: int, lesson_id: str, now: datetime) -> LessonProgress:
+    progress = (
+        await session.exec(
+            select(LessonProgress).where(LessonProgress.person_id == person_id, LessonProgress.lesson_id == lesson_id)
+        )
+    ).first()
+    if progress is None:
+        progress = LessonProgress(person_id=person_id, lesson_id=lesson_id, started_at=now)
+        session.add(progress)
+        await session.flush()
+    return progress
+
+
+async def open_attempt(session: AsyncSession, person_id: int, lesson_id: str) -> QuizAttempt | None:
+    """The person's unfinished attempt at this lesson's quiz, if any."""
+    result = await session.exec(
+        select(QuizAttempt)
+        .where(
+            QuizAttempt.person_id == person_id,
+            QuizAttempt.lesson_id == lesson_id,
+            col(QuizAttempt.finished_at).is_(None),
+        )
+        .order_by(col(QuizAttempt.id).desc())
+    )
+    return result.first()
+
+
+async def open_attempts(session: AsyncSession, person_id: int) -> dict[str, QuizAttempt]:
+    result = await session.exec(
+        select(QuizAttempt).where(QuizAttempt.person_id == person_id, col(QuizAttempt.finished_at).is_(None))
+    )
+    return {attempt.lesson_id: attempt for attempt in result.all()}
+
+
+async def answers_of(session: AsyncSession, attempt_id: int) -> dict[str, Answer]:
+    result = await session.exec(select(Answer).where(Answer.attempt_id == attempt_id).order_by(col(Answer.id)))
+    return {answer.question_id: answer for answer in result.all()}
+
+
+async def recent_attempts(session: AsyncSession, person_id: int, limit: int = 5) -> list[QuizAttempt]:
+    result = await session.exec(
+        select(QuizAttempt)
+        .where(QuizAttempt.person_id == person_id, col(QuizAttempt.finished_at).is_not(None))
+        .order_by(col(QuizAttempt.finished_at).desc(), col(QuizAttempt.id).desc())
+        .limit(limit)
+    )
+    return list(result.all())
+
+
+async def activity_days(session: AsyncSession, person_id: int, zone: tzinfo, since: datetime) -> set[date]:
+    """The local calendar days on which the person did anything, from `since` on."""
+    result = await session.exec(select(Activity.at).where(Activity.person_id == person_id, Activity.at >= since))
+    return {moment.astimezone(zone).date() for moment in result.all()}
+
+
+def streak(days: set[date], today: date) -> int:
+    """Days in a row with activity, ending today (or yesterday, so the streak is not lost by morning)."""
+    day = today if today in days else today - timedelta(days=1)
+    count = 0
+    while day in days:
+        count += 1
+        day -= timedelta(days=1)
+    return count
+
+
+async def count_rows(session: AsyncSession, model: type, person_id: int) -> int:
+    result = await session.exec(select(func.count()).select_from(model).where(model.person_id == person_id))
+    return result.one()
+
+
+async def answer_count(session: AsyncSession, person_id: int) -> int:
+    result = await session.exec(
+        select(func.count())
+        .select_from(Answer)
+        .join(QuizAttempt, col(QuizAttempt.id) == col(Answer.attempt_id))
+        .where(QuizAttempt.person_id == person_id)
+    )
+    return result.one()
+
+
+async def channel_accounts_of(session: AsyncSession, person_id: int) -> list[ChannelAccount]:
+    return list((await session.exec(select(ChannelAccount).where(ChannelAccount.person_id == person_id))).all())
+
+
+async def erase_person(session: AsyncSession, person: Person, keep_state_id: int | None = None) -> None:
+    """Delete everything personal; activity rows stay as anonymous counts.
+
+    The conversation state `keep_state_id` (the chat asking) is kept for the caller to reset.
+
+    Deletes are explicit rather than left to ON DELETE CASCADE so that the result does not depend
+    on the database enforcing foreign keys.
+    """
+    person_id = person.id
+    household_id = person.household_id
+    attempt_ids = select(QuizAttempt.id).where(QuizAttempt.person_id == person_id)
+    await session.exec(delete(Answer).where(col(Answer.attempt_id).in_(attempt_ids)))
+    for model in (QuizAttempt, LessonProgress, Membership):
+        await session.exec(delete(model).where(model.person_id == person_id))
+    await session.exec(update(Activity).where(Activity.person_id == person_id).values(person_id=None))
+    accounts = await channel_accounts_of(session, person_id)
+    for account in accounts:
+        await session.exec(
+            delete(ConversationState).where(
+                ConversationState.channel == account.channel,
+                ConversationState.external_id == account.external_id,
+                ConversationState.id != keep_state_id,
+            )
+        )
+    await session.exec(delete(ChannelAccount).where(ChannelAccount.person_id == person_id))
+    await session.delete(person)
+    await session.flush()
+    if household_id is not None and await household_member_count(session, household_id) == 0:
+        await session.exec(delete(Household).where(Household.id == household_id))
+
+
+async def delete_household_if_empty(session: AsyncSession, household_id: int) -> None:
+    if await household_member_count(session, household_id) == 0:
+        await session.exec(delete(Household).where(Household.id == household_id))
