@@ -3,7 +3,9 @@ asked once in a row at registration and one at a time from /caidat."""
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Awaitable, Callable
 
 from content.schema import GROUP_LABELS, CitizenGroup
 from handlers import texts
@@ -382,27 +384,40 @@ VIEWS = {
 }
 
 
+def _needs_person(handler: Callable[..., Awaitable[Replies]]) -> Callable[..., Awaitable[Replies]]:
+    """Questions about a person only make sense after consent; anyone else is asked for it."""
+
+    @functools.wraps(handler)
+    async def guarded(turn: Turn, *args: str) -> Replies:
+        if turn.person is None:
+            turn.goto("consent")
+            return [Reply(texts.NEEDS_CONSENT), consent_reply()]
+        return await handler(turn, *args)
+
+    return guarded
+
+
 def register(registry: Registry) -> None:
     registry.add_command("caidat", "Xem và sửa thông tin của bạn", open_settings)
     registry.add_action("caidat", open_settings, anywhere=True)
     registry.add_action("dangky", ask_consent, anywhere=True)
     registry.add_action("consent", on_consent)
-    registry.add_action("set", on_settings_action)
-    registry.add_action("name", on_name_action)
-    registry.add_action("village", on_village)
-    registry.add_action("group", on_group)
-    registry.add_action("hh", _household_action)
-    registry.add_action("org", on_org)
-    registry.add_action("vneid", on_vneid)
-    registry.add_action("skip", on_skip)
+    registry.add_action("set", _needs_person(on_settings_action))
+    registry.add_action("name", _needs_person(on_name_action))
+    registry.add_action("village", _needs_person(on_village))
+    registry.add_action("group", _needs_person(on_group))
+    registry.add_action("hh", _needs_person(_household_action))
+    registry.add_action("org", _needs_person(on_org))
+    registry.add_action("vneid", _needs_person(on_vneid))
+    registry.add_action("skip", _needs_person(on_skip))
     registry.add_step("settings", view_settings)
-    registry.add_step("ask_name", view_name, on_name_text)
-    registry.add_step("ask_village", view_village)
-    registry.add_step("ask_group", view_group)
-    registry.add_step("ask_household", view_household)
-    registry.add_step("ask_household_code", view_household_code, on_household_code_text)
-    registry.add_step("ask_orgs", view_orgs)
-    registry.add_step("ask_vneid", view_vneid)
+    registry.add_step("ask_name", _needs_person(view_name), _needs_person(on_name_text))
+    registry.add_step("ask_village", _needs_person(view_village))
+    registry.add_step("ask_group", _needs_person(view_group))
+    registry.add_step("ask_household", _needs_person(view_household))
+    registry.add_step("ask_household_code", _needs_person(view_household_code), _needs_person(on_household_code_text))
+    registry.add_step("ask_orgs", _needs_person(view_orgs))
+    registry.add_step("ask_vneid", _needs_person(view_vneid))
 
 
 async def _household_action(turn: Turn, arg: str) -> Replies:

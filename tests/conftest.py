@@ -1,0 +1,98 @@
+"""Fixtures: a fresh database per test on SQLite and, with TEST_DATABASE_URL, on PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import random
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from bot.app import build_services
+from bot.settings import Settings
+from handlers.context import Services
+from handlers.dispatcher import Dispatcher
+from tests.support import Chat, FakeClock
+
+POSTGRES_URL = os.environ.get("TEST_DATABASE_URL")
+
+
+async def _create_pg_database(url: str) -> str:
+    """A new, empty PostgreSQL database next to the one in TEST_DATABASE_URL; returns its URL."""
+    base = make_url(url)
+    name = f"hocvuso_test_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(base, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    await admin.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
+async def _drop_pg_database(url: str) -> None:
+    target = make_url(url)
+    admin = create_async_engine(make_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")  # type: ignore[arg-type]
+    async with admin.connect() as connection:
+        await connection.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
+    await admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty database: an SQLite file, or a throwaway PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'hocvuso.db'}"
+        return
+    if not POSTGRES_URL:
+        pytest.skip("TEST_DATABASE_URL is not set")
+    url = await _create_pg_database(POSTGRES_URL)
+    try:
+        yield url
+    finally:
+        await _drop_pg_database(url)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'hocvuso.db'}"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def settings(sqlite_url: str) -> Settings:
+    return Settings(_env_file=None, database_url=sqlite_url)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+async def services(settings: Settings, clock: FakeClock) -> AsyncIterator[Services]:
+    built = await build_services(settings, clock=clock, rng=random.Random(7))
+    yield built
+    await built.database.dispose()
+
+
+@pytest.fixture
+def dispatcher(services: Services) -> Dispatcher:
+    return Dispatcher(services)
+
+
+@pytest.fixture
+def chat(dispatcher: Dispatcher) -> Chat:
+    return Chat(dispatcher)
+
+
+@pytest.fixture(autouse=True)
+def _no_env_leaks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Tests never read the developer's HOCVUSO_* variables or `.env`."""
+    for name in list(os.environ):
+        if name.startswith("HOCVUSO_"):
+            monkeypatch.delenv(name)
+    yield
+

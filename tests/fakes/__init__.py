@@ -1,0 +1,1 @@
+"""Local fakes of the channels' servers (Telegram, Zalo) speaking their real wire formats."""

@@ -1,0 +1,109 @@
+"""The curriculum loads, and every kind of mistake in a file is named with its file and field."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from bot.cli import app
+from content.loader import CONTENT_DIR, ContentError, load_catalog
+from content.schema import CARD_MAX, EXPLANATION_MAX, OPTION_MAX, TITLE_MAX
+
+
+@pytest.fixture
+def content_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "content"
+    shutil.copytree(CONTENT_DIR / "lessons", target / "lessons")
+    shutil.copytree(CONTENT_DIR / "courses", target / "courses")
+    return target
+
+
+def edit_lesson(root: Path, name: str, change) -> None:
+    path = root / "lessons" / name
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    change(data)
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+
+
+def problems_of(root: Path) -> list[str]:
+    with pytest.raises(ContentError) as caught:
+        load_catalog(root)
+    return [str(problem) for problem in caught.value.problems]
+
+
+def test_the_shipped_content_is_valid():
+    catalog = load_catalog()
+    core = catalog.core_course
+    assert core.core and len(core.lessons) >= 12
+    for lesson in catalog.lessons.values():
+        assert len(lesson.title) <= TITLE_MAX
+        assert 3 <= len(lesson.cards) <= 6 and 4 <= len(lesson.quiz) <= 5
+        assert all(len(card) <= CARD_MAX for card in lesson.cards)
+        for question in lesson.quiz:
+            assert sum(option.correct for option in question.options) == 1
+            assert all(len(option.text) <= OPTION_MAX for option in question.options)
+            assert len(question.explanation) <= EXPLANATION_MAX
+        assert lesson.sources
+
+
+def test_two_correct_options_are_named(content_copy):
+    first = sorted((content_copy / "lessons").glob("*.yaml"))[0].name
+
+    def two_correct(data):
+        for option in data["quiz"][0]["options"]:
+            option["correct"] = True
+
+    edit_lesson(content_copy, first, two_correct)
+    problems = problems_of(content_copy)
+    assert any(p.startswith(f"lessons/{first}: quiz[1].options") and "đúng một đáp án đúng" in p for p in problems)
+
+
+def test_every_error_in_a_file_is_reported_at_once(content_copy):
+    first = sorted((content_copy / "lessons").glob("*.yaml"))[0].name
+
+    def break_many(data):
+        data["title"] = "T" * (TITLE_MAX + 1)
+        data["cards"][1] = "C" * (CARD_MAX + 1)
+        del data["promise"]
+        data["tags"]["domain"] = "khong-co"
+
+    edit_lesson(content_copy, first, break_many)
+    problems = problems_of(content_copy)
+    for field in ("title", "cards[2]", "promise", "tags.domain"):
+        assert any(p.startswith(f"lessons/{first}: {field}:") for p in problems), (field, problems)
+
+
+def test_course_links_and_duplicate_ids_are_checked(content_copy):
+    names = sorted((content_copy / "lessons").glob("*.yaml"))
+    second_id = yaml.safe_load(names[1].read_text(encoding="utf-8"))["id"]
+    edit_lesson(content_copy, names[0].name, lambda data: data.update(id=second_id))
+    course = content_copy / "courses" / "co-ban.yaml"
+    course.write_text(course.read_text(encoding="utf-8") + "  - bai-khong-co\n", encoding="utf-8")
+    problems = problems_of(content_copy)
+    assert any("đã dùng ở" in p for p in problems)
+    assert any("courses/co-ban.yaml: lessons[" in p and "bai-khong-co" in p for p in problems)
+
+
+def test_a_lesson_outside_every_course_and_broken_yaml_are_named(content_copy):
+    (content_copy / "lessons" / "99-le.yaml").write_text(
+        (sorted((content_copy / "lessons").glob("*.yaml"))[0]).read_text(encoding="utf-8").replace(
+            "id: ", "id: bai-le\nold_id: ", 1), encoding="utf-8")
+    (content_copy / "lessons" / "98-hong.yaml").write_text("id: [khong dong", encoding="utf-8")
+    problems = problems_of(content_copy)
+    assert any(p.startswith("lessons/98-hong.yaml: không đọc được tệp") for p in problems)
+    assert any(p.startswith("lessons/99-le.yaml: old_id:") for p in problems)
+
+
+def test_content_check_command_reports_ok_and_errors(content_copy):
+    runner = CliRunner()
+    good = runner.invoke(app, ["content", "check", str(content_copy)])
+    assert good.exit_code == 0 and "Nội dung hợp lệ" in good.output
+    edit_lesson(content_copy, sorted((content_copy / "lessons").glob("*.yaml"))[0].name,
+                lambda data: data.update(quiz=data["quiz"][:2]))
+    bad = runner.invoke(app, ["content", "check", str(content_copy)])
+    assert bad.exit_code == 2
+    assert "quiz" in bad.output

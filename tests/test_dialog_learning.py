@@ -1,0 +1,217 @@
+"""Conversations: /hoc, reading cards, the quiz, resuming, and a restart mid-lesson."""
+
+from __future__ import annotations
+
+import random
+
+from sqlmodel import col, select
+
+from bot.app import build_services
+from handlers.dispatcher import Dispatcher
+from storage.models import Activity, Answer, LessonProgress, QuizAttempt
+from tests.support import Chat, converse
+from tests.test_dialog_registration import register
+
+
+def first_lesson(services):
+    return services.catalog.ordered_lessons()[0]
+
+
+async def read_all_cards(chat: Chat, lesson) -> None:
+    await chat.say("/hoc")
+    await chat.choose(lesson.title)
+    for _ in range(len(lesson.cards) - 1):
+        await chat.choose("Tiếp")
+    assert "Làm bài kiểm tra" in chat.transcript
+
+
+async def answer(chat: Chat, lesson, correct: bool, count: int | None = None) -> None:
+    """Answer the next `count` questions of `lesson`, right or wrong."""
+    for _ in range(count if count is not None else len(lesson.quiz)):
+        number = int(chat.transcript.rsplit("❓ Câu ", 1)[1].split("/", 1)[0])
+        question = lesson.quiz[number - 1]
+        index = question.correct_index if correct else (question.correct_index + 1) % len(question.options)
+        await chat.say(str(index + 1))
+
+
+async def test_cards_go_forward_and_back(chat, services):
+    lesson = first_lesson(services)
+    await converse(chat, [
+        ("/hoc", "Chọn bài để học"),
+        (f"#{lesson.title}", f"(1/{len(lesson.cards)})"),
+        ("#Tiếp", f"(2/{len(lesson.cards)})"),
+        ("#Quay lại", f"(1/{len(lesson.cards)})"),
+    ])
+    assert lesson.cards[0].strip()[:40] in chat.transcript
+
+
+async def test_passing_the_quiz_completes_the_lesson(chat, services):
+    await register(chat)
+    lesson = first_lesson(services)
+    await read_all_cards(chat, lesson)
+    await converse(chat, [("#Làm bài kiểm tra", f"Câu 1/{len(lesson.quiz)}")])
+    await answer(chat, lesson, correct=True)
+    assert f"đúng {len(lesson.quiz)}/{len(lesson.quiz)} câu (100%)" in chat.transcript
+    assert "Bạn đã hoàn thành bài" in chat.transcript
+    assert "Bài tiếp:" in chat.transcript
+    async with services.database.session() as session:
+        progress = (await session.exec(select(LessonProgress))).one()
+        kinds = [a.kind for a in (await session.exec(select(Activity).order_by(col(Activity.id)))).all()]
+    assert progress.status == "completed" and progress.best_score == 100
+    for kind in ("lesson_opened", "card_read", "quiz_started", "answer_given", "lesson_finished"):
+        assert kind in kinds
+    await converse(chat, [("/hoc", f"(1/{len(services.catalog.core_course.lessons)} bài đã xong)")])
+
+
+async def test_failing_shows_missed_questions_and_offers_a_retry(chat, services):
+    await register(chat)
+    lesson = first_lesson(services)
+    await read_all_cards(chat, lesson)
+    await chat.choose("Làm bài kiểm tra")
+    await answer(chat, lesson, correct=False)
+    transcript = chat.transcript
+    assert f"đúng 0/{len(lesson.quiz)} câu (0%)" in transcript
+    assert "Cần đúng từ 80%" in transcript
+    for question in lesson.quiz:
+        assert question.explanation in transcript
+    await converse(chat, [("#Làm lại bài kiểm tra", f"Câu 1/{len(lesson.quiz)}")])
+    await answer(chat, lesson, correct=True)
+    assert "Bạn đã hoàn thành bài" in chat.transcript
+    async with services.database.session() as session:
+        attempts = (await session.exec(select(QuizAttempt).order_by(col(QuizAttempt.id)))).all()
+    assert [a.passed for a in attempts] == [False, True]
+
+
+async def test_leaving_mid_quiz_resumes_at_the_same_question(chat, services):
+    await register(chat)
+    lesson = first_lesson(services)
+    await read_all_cards(chat, lesson)
+    await chat.choose("Làm bài kiểm tra")
+    await answer(chat, lesson, correct=True, count=2)
+    assert f"Câu 3/{len(lesson.quiz)}" in chat.transcript
+    await converse(chat, [
+        ("menu", "Bạn muốn làm gì?"),
+        ("/hoc", "⏳"),
+        (f"#{lesson.title}", f"tiếp tục ở câu 3/{len(lesson.quiz)}"),
+    ])
+    await answer(chat, lesson, correct=True, count=len(lesson.quiz) - 2)
+    assert f"đúng {len(lesson.quiz)}/{len(lesson.quiz)}" in chat.transcript
+    async with services.database.session() as session:
+        answers = (await session.exec(select(Answer))).all()
+    assert len(answers) == len(lesson.quiz)  # nothing answered twice, nothing lost
+
+
+async def test_a_new_process_continues_where_the_person_was(settings, clock, services):
+    first = Chat(Dispatcher(services), user="an")
+    await register(first)
+    lesson = first_lesson(services)
+    await first.say("/hoc")
+    await first.choose(lesson.title)
+    await first.choose("Tiếp")
+    assert f"(2/{len(lesson.cards)})" in first.transcript
+    await services.database.dispose()  # the first process stops
+
+    restarted = await build_services(settings, clock=clock, rng=random.Random(1))
+    try:
+        second = Chat(Dispatcher(restarted), user="an")
+        await converse(second, [("2", f"(1/{len(lesson.cards)})")])  # "2" still means Quay lại
+        await converse(second, [("#Tiếp", f"(2/{len(lesson.cards)})"), ("#Tiếp", f"(3/{len(lesson.cards)})")])
+    finally:
+        await restarted.database.dispose()
+
+
+async def test_a_restart_mid_quiz_keeps_the_answers(settings, clock, services):
+    first = Chat(Dispatcher(services), user="an")
+    await register(first)
+    lesson = first_lesson(services)
+    await read_all_cards(first, lesson)
+    await first.choose("Làm bài kiểm tra")
+    await answer(first, lesson, correct=True, count=1)
+    await services.database.dispose()
+
+    restarted = await build_services(settings, clock=clock, rng=random.Random(1))
+    try:
+        second = Chat(Dispatcher(restarted), user="an")
+        await converse(second, [("xin chào", f"Câu 2/{len(lesson.quiz)}")])
+        await answer(second, lesson, correct=True, count=len(lesson.quiz) - 1)
+        assert "Bạn đã hoàn thành bài" in second.transcript
+    finally:
+        await restarted.database.dispose()
+
+
+async def test_a_guest_can_learn_without_anything_being_stored(chat, services):
+    await converse(chat, [("/start", "đồng ý"), ("#Không đồng ý", "vẫn học được")])
+    lesson = first_lesson(services)
+    await read_all_cards(chat, lesson)
+    await chat.choose("Làm bài kiểm tra")
+    await answer(chat, lesson, correct=True)
+    assert "Bạn đã hoàn thành bài" in chat.transcript
+    async with services.database.session() as session:
+        assert (await session.exec(select(Activity))).all() == []
+        assert (await session.exec(select(QuizAttempt))).all() == []
+    await converse(chat, [("/tiendo", "chưa đăng ký")])
+
+
+async def test_old_and_forged_buttons_are_answered_politely(chat, services):
+    await register(chat)
+    lesson = first_lesson(services)
+    await read_all_cards(chat, lesson)
+    await chat.choose("Làm bài kiểm tra")
+    question = lesson.quiz[0]
+    await converse(chat, [("menu", "Bạn muốn làm gì?")])
+    # An answer button from the quiz message, pressed after leaving it.
+    assert "Nút này đã cũ" in await chat.press(f"qa:{question.id}:{question.correct_index}")
+    # A forged action that was never shown.
+    assert "Nút này đã cũ" in await chat.press("erase:yes")
+    assert "Nút này đã cũ" in await chat.press("khong-co:gi")
+    # A forged lesson id in a safe navigation action.
+    assert "Không tìm thấy bài học" in await chat.press("lesson:khong-ton-tai")
+    async with services.database.session() as session:
+        assert (await session.exec(select(Answer))).all() == []
+
+
+async def test_an_answer_for_another_question_is_refused(chat, services):
+    lesson = first_lesson(services)
+    await read_all_cards(chat, lesson)
+    await chat.choose("Làm bài kiểm tra")
+    second = lesson.quiz[1]
+    assert "Nút này đã cũ" in await chat.press(f"qa:{second.id}:0")
+    assert "Câu 1/" in chat.transcript
+
+
+async def test_unexpected_input_gets_a_short_answer_and_the_step_again(chat, services):
+    lesson = first_lesson(services)
+    await read_all_cards(chat, lesson)
+    assert "Mình chỉ đọc được chữ" in await chat.send_sticker()
+    assert "Làm bài kiểm tra" in chat.transcript
+    assert "Mình chưa biết lệnh /abc" in await chat.say("/abc")
+    assert "Tin nhắn dài quá" in await chat.say("a" * 5000)
+    assert "Làm bài kiểm tra" in chat.transcript
+    assert "Mình chưa thấy nội dung" in await chat.say("   ")
+
+
+async def test_the_same_update_delivered_twice_is_answered_once(chat):
+    first = await chat.press("hoc", delivery_key="update-1")
+    assert "Chọn bài để học" in first
+    assert await chat.press("hoc", delivery_key="update-1") == ""
+
+
+async def test_the_whole_loop_on_every_database(database_url, clock):
+    """Registration, a lesson and its quiz, /tiendo: on SQLite and on PostgreSQL."""
+    from bot.settings import Settings
+
+    settings = Settings(_env_file=None, database_url=database_url)
+    services = await build_services(settings, clock=clock, rng=random.Random(3))
+    try:
+        chat = Chat(Dispatcher(services))
+        await register(chat)
+        lesson = first_lesson(services)
+        await read_all_cards(chat, lesson)
+        await chat.choose("Làm bài kiểm tra")
+        await answer(chat, lesson, correct=True, count=2)
+        await chat.say("menu")
+        await converse(chat, [("/hoc", "⏳"), (f"#{lesson.title}", "tiếp tục ở câu 3/")])
+        await answer(chat, lesson, correct=True, count=len(lesson.quiz) - 2)
+        await converse(chat, [("/tiendo", "đã xong 1/12 bài"), ("/xoadulieu", "chắc chắn"), ("#Xóa hết", "Đã xóa")])
+    finally:
+        await services.database.dispose()

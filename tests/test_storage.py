@@ -1,0 +1,140 @@
+"""Storage on SQLite and, when TEST_DATABASE_URL is set, on PostgreSQL."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from storage import migrate, queries
+from storage.db import Database
+from storage.models import ALL_TABLES, Activity, Answer, ConversationState, Household, Person, QuizAttempt
+
+NOW = datetime(2026, 12, 1, 3, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+async def database(database_url):
+    db = Database(database_url)
+    await migrate.upgrade(db.engine)
+    yield db
+    await db.dispose()
+
+
+async def test_migrations_create_every_table_and_reach_head(database):
+    assert await migrate.current_revision(database.engine) == migrate.head_revision()
+    async with database.engine.connect() as connection:
+        tables = await connection.run_sync(lambda sync: set(inspect(sync).get_table_names()))
+    assert {model.__tablename__ for model in ALL_TABLES} <= tables
+
+
+async def test_upgrade_twice_changes_nothing(database):
+    await migrate.upgrade(database.engine)
+    assert await migrate.current_revision(database.engine) == migrate.head_revision()
+
+
+async def test_sqlite_runs_in_wal_mode(sqlite_url):
+    db = Database(sqlite_url)
+    async with db.engine.connect() as connection:
+        mode = (await connection.execute(text("PRAGMA journal_mode"))).scalar()
+    await db.dispose()
+    assert mode == "wal"
+
+
+async def test_times_come_back_aware_and_equal(database):
+    async with database.session() as session:
+        person = await queries.create_person(session, "console", "an", NOW)
+    async with database.session() as session:
+        stored = await session.get(Person, person.id)
+    assert stored.consent_at == NOW and stored.consent_at.tzinfo is not None
+
+
+async def test_json_state_round_trips(database):
+    async with database.session() as session:
+        state = await queries.load_state(session, "telegram", "42", NOW)
+        state.data = {"lesson": "vneid", "answers": {"q1": 2}}
+        state.menu = ["menu", "qa:q2:0"]
+        session.add(state)
+    async with database.session() as session:
+        again = await queries.load_state(session, "telegram", "42", NOW)
+    assert again.data == {"lesson": "vneid", "answers": {"q1": 2}} and again.menu == ["menu", "qa:q2:0"]
+
+
+async def test_an_update_is_marked_processed_once(database):
+    async with database.session() as session:
+        assert await queries.mark_processed(session, "telegram", "1001", NOW)
+        assert not await queries.mark_processed(session, "telegram", "1001", NOW)
+        assert await queries.mark_processed(session, "zalo", "1001", NOW)
+
+
+async def test_answers_are_unique_per_attempt_and_question(database):
+    async with database.session() as session:
+        person = await queries.create_person(session, "console", "an", NOW)
+        attempt = QuizAttempt(person_id=person.id, lesson_id="vneid", question_ids=["q1"], total=1, started_at=NOW)
+        session.add(attempt)
+        await session.flush()
+        session.add(Answer(attempt_id=attempt.id, question_id="vneid/q1", option_index=0, correct=True,
+                           answered_at=NOW))
+    with pytest.raises(IntegrityError):
+        async with database.session() as session:
+            session.add(Answer(attempt_id=attempt.id, question_id="vneid/q1", option_index=1, correct=False,
+                               answered_at=NOW))
+
+
+async def test_reference_data_is_added_once(database):
+    for _ in range(2):
+        async with database.session() as session:
+            await queries.sync_reference_data(session, ["Thôn A", "Thôn B"], ["Hội Nông dân xã"])
+    async with database.session() as session:
+        villages = await queries.villages_named(session, ["Thôn B", "Thôn A", "Thôn C"])
+        organisations = await queries.organisations_named(session, ["Hội Nông dân xã"])
+    assert [v.name for v in villages] == ["Thôn B", "Thôn A"]
+    assert len(organisations) == 1
+
+
+async def test_household_codes_never_collide(database):
+    class Repeating(random.Random):
+        """Gives the same code twice before a new one, to force a collision."""
+
+        def __init__(self):
+            super().__init__()
+            self.digits = iter("111111" "111111" "222222")
+
+        def choice(self, seq):
+            return next(self.digits)
+
+    rng = Repeating()
+    async with database.session() as session:
+        first = await queries.create_household(session, None, rng, 6, NOW)
+        second = await queries.create_household(session, None, rng, 6, NOW)
+    assert (first.code, second.code) == ("111111", "222222")
+
+
+async def test_erase_keeps_only_anonymous_activity(database):
+    async with database.session() as session:
+        household = await queries.create_household(session, None, random.Random(1), 6, NOW)
+        person = await queries.create_person(session, "console", "an", NOW)
+        person.household_id = household.id
+        session.add(person)
+        await queries.log_activity(session, person, "lesson_opened", NOW, "vneid")
+        await queries.load_state(session, "console", "an", NOW)
+    async with database.session() as session:
+        person = await session.get(Person, person.id)
+        await queries.erase_person(session, person)
+    async with database.session() as session:
+        assert (await session.exec(select(Person))).all() == []
+        assert (await session.exec(select(Household))).all() == []
+        assert (await session.exec(select(ConversationState))).all() == []
+        assert [a.person_id for a in (await session.exec(select(Activity))).all()] == [None]
+
+
+async def test_streak_counts_days_in_a_row():
+    today = NOW.date()
+    days = {today - timedelta(days=n) for n in (0, 1, 2, 4)}
+    assert queries.streak(days, today) == 3
+    assert queries.streak(days - {today}, today) == 2  # yesterday still counts until the day ends
+    assert queries.streak(set(), today) == 0
