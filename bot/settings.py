@@ -62,7 +62,6 @@ class Settings(BaseSettings):
     household_code_length: int = Field(default=6, ge=5, le=9)
     pass_percent: int = Field(default=80, ge=1, le=100)
     max_text_length: int = Field(default=1000, ge=100)
-    review_after_days: int = Field(default=3, ge=1, le=60)
 
     _split_villages = field_validator("villages", "organisations", mode="before")(_split_list)
 

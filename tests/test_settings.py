@@ -50,3 +50,18 @@ def test_the_cli_stops_with_that_line(monkeypatch, tmp_path):
     result = CliRunner().invoke(app, ["db", "upgrade"])
     assert result.exit_code == 2
     assert "HOCVUSO_TIMEZONE" in result.output
+
+
+def test_env_example_documents_every_setting_and_loads(monkeypatch, tmp_path):
+    from pathlib import Path
+
+    from bot.settings import Settings
+
+    example = Path(__file__).resolve().parent.parent / ".env.example"
+    text = example.read_text(encoding="utf-8")
+    for name in Settings.model_fields:
+        assert f"HOCVUSO_{name.upper()}=" in text, name
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text(text, encoding="utf-8")
+    settings = load_settings()
+    assert settings.villages[0] == "Thôn 1" and len(settings.organisations) == 14
