@@ -32,7 +32,7 @@ def project_fingerprint() -> str:
 
 def ensure_environment() -> Path:
     """Create the virtual environment and install the project with its test tools, once."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this file must greet an older Python politely
         sys.exit(f"hocvuso cần Python 3.11 trở lên (máy này: {sys.version.split()[0]}).")
     python = venv_python()
     if not python.exists():
