@@ -23,7 +23,7 @@ CONSENT_DECLINED = (
     "Khi nào muốn, bạn chọn 'Đăng ký lưu tiến độ' trong menu."
 )
 ALREADY_CONSENTED = "Bạn đã đồng ý lưu dữ liệu rồi. Muốn sửa thông tin, gõ /caidat."
-THANKS = "Cảm ơn bạn! Mình đã ghi nhận. Mình hỏi vài câu ngắn nhé (bấm Bỏ qua nếu chưa muốn trả lời)."
+THANKS = "Cảm ơn bạn! Mình đã ghi nhận. Mình hỏi vài câu ngắn nhé (chọn Bỏ qua nếu chưa muốn trả lời)."
 REGISTERED = "🎉 Đăng ký xong! Bạn bắt đầu với bài học đầu tiên nhé."
 SAVED = "✅ Đã lưu."
 
@@ -44,7 +44,7 @@ CREATED_HOUSEHOLD = (
     "Hãy đọc mã này cho người nhà để họ nhập khi đăng ký. Xem lại mã bất cứ lúc nào trong /caidat."
 )
 LEFT_HOUSEHOLD = "Bạn đã rời hộ gia đình."
-ASK_ORGS = "Bạn là thành viên của tổ chức nào? Chọn bao nhiêu cũng được, rồi bấm 'Xong'."
+ASK_ORGS = "Bạn là thành viên của tổ chức nào? Chọn bao nhiêu cũng được, rồi chọn 'Xong'."
 ASK_VNEID = "Tài khoản định danh điện tử VNeID mức 2 của bạn đã kích hoạt chưa?"
 VNEID_LABELS = {"yes": "Đã kích hoạt mức 2", "no": "Chưa kích hoạt", "unknown": "Chưa rõ"}
 UNKNOWN_CHOICE = "Lựa chọn này không còn nữa. Bạn chọn lại nhé."

@@ -1,0 +1,1 @@
+"""Rendering of figures into files: XLSX, DOCX, PDF certificates, PNG charts (reporting issue)."""
