@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from bot.app import build_services
+from bot.logs import configure_logging
 from bot.settings import Settings, SettingsError, load_settings
 from content.loader import ContentError, load_catalog
 from handlers.dispatcher import Dispatcher
@@ -65,6 +66,24 @@ def chat(
     asyncio.run(_main())
 
 
+@app.command()
+def run() -> None:
+    """Chạy bot trên các kênh đã cấu hình (Telegram: long polling, hoặc webhook khi có HOCVUSO_WEBHOOK_URL)."""
+    from bot.runtime import NoChannelConfigured, run_until_signalled
+
+    settings = _settings()
+    secrets = [s.get_secret_value() for s in (settings.telegram_token, settings.webhook_secret) if s]
+    configure_logging(logging.INFO, secrets)
+    try:
+        asyncio.run(run_until_signalled(settings))
+    except NoChannelConfigured:
+        err.print("Chưa cấu hình kênh nào: hãy đặt HOCVUSO_TELEGRAM_TOKEN (xem README). "
+                  "Muốn thử ngay trong cửa sổ này thì dùng: hocvuso chat", highlight=False)
+        raise typer.Exit(2) from None
+    except ContentError as exc:
+        _fail_on_content(exc)
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Áp dụng các bản nâng cấp cấu trúc cơ sở dữ liệu (migration)."""
@@ -98,7 +117,7 @@ def content_check(
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(logging.WARNING)
     try:
         app()
     except KeyboardInterrupt:

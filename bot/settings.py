@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/hocvuso.db"
@@ -48,7 +49,7 @@ class Settings(BaseSettings):
     """Everything an operator can set. See `.env.example` for each one."""
 
     model_config = SettingsConfigDict(
-        env_prefix="HOCVUSO_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="HOCVUSO_", env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True
     )
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -62,6 +63,16 @@ class Settings(BaseSettings):
     household_code_length: int = Field(default=6, ge=5, le=9)
     pass_percent: int = Field(default=80, ge=1, le=100)
     max_text_length: int = Field(default=1000, ge=100)
+
+    telegram_token: SecretStr | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+    telegram_timeout: float = Field(default=10.0, gt=0, le=120)
+    telegram_max_retries: int = Field(default=4, ge=0, le=20)
+    telegram_poll_timeout: int = Field(default=25, ge=0, le=50)
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    listen_host: str = "127.0.0.1"
+    listen_port: int = Field(default=8080, ge=1, le=65535)
 
     _split_villages = field_validator("villages", "organisations", mode="before")(_split_list)
 
@@ -90,6 +101,27 @@ class Settings(BaseSettings):
             raise ValueError("phải bắt đầu bằng sqlite+aiosqlite:// hoặc postgresql+asyncpg://")
         return value
 
+    @field_validator("telegram_api_url", "webhook_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("phải bắt đầu bằng http:// hoặc https://")
+        return value.rstrip("/") if value else value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _telegram_secret_charset(cls, value: SecretStr | None) -> SecretStr | None:
+        # Telegram accepts 1-256 characters A-Z, a-z, 0-9, _ and - in secret_token.
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()):
+            raise ValueError("chỉ gồm chữ không dấu, số, _ và -, dài 1 đến 256 ký tự")
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> Settings:
+        if self.webhook_url and not self.webhook_secret:
+            raise ValueError("HOCVUSO_WEBHOOK_URL cần có HOCVUSO_WEBHOOK_SECRET đi kèm")
+        return self
+
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
@@ -106,6 +138,6 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         lines = []
         for error in exc.errors():
-            field = str(error["loc"][0]) if error["loc"] else "?"
+            field = str(error["loc"][0]) if error["loc"] else "webhook_url"
             lines.append(f"Cài đặt HOCVUSO_{field.upper()} không hợp lệ: {error['msg']}")
         raise SettingsError("\n".join(lines)) from None

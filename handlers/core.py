@@ -60,6 +60,10 @@ class Reply:
     def actions(self) -> list[str]:
         return [button.action for row in self.buttons for button in row]
 
+    @property
+    def labels(self) -> list[str]:
+        return [button.label for row in self.buttons for button in row]
+
 
 @dataclass(frozen=True)
 class Capabilities:

@@ -15,13 +15,16 @@ def choice_hint(count: int) -> str:
     return f"Gõ một số từ 1 đến {count}."
 
 
+def numbered_lines(labels: list[str]) -> str:
+    return "\n".join(f"{number}. {label}" for number, label in enumerate(labels, start=1))
+
+
 def as_numbered(reply: Reply) -> str:
     """The reply's text followed by its buttons as a numbered list, for channels without buttons."""
-    labels = [button.label for row in reply.buttons for button in row]
+    labels = reply.labels
     if not labels:
         return reply.text
-    lines = [f"{number}. {label}" for number, label in enumerate(labels, start=1)]
-    return f"{reply.text}\n\n" + "\n".join(lines) + f"\n\n{choice_hint(len(labels))}"
+    return f"{reply.text}\n\n{numbered_lines(labels)}\n\n{choice_hint(len(labels))}"
 
 
 def split_text(text: str, limit: int) -> list[str]:

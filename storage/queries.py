@@ -87,12 +87,20 @@ async def load_state(session: AsyncSession, channel: str, external_id: str, now:
 
 
 async def person_for(session: AsyncSession, channel: str, external_id: str) -> Person | None:
+    """The consenting person behind this chat; a chat that writes to us is no longer blocked."""
     result = await session.exec(
-        select(Person)
+        select(Person, ChannelAccount)
         .join(ChannelAccount, col(ChannelAccount.person_id) == col(Person.id))
         .where(ChannelAccount.channel == channel, ChannelAccount.external_id == external_id)
     )
-    return result.first()
+    row = result.first()
+    if row is None:
+        return None
+    person, account = row
+    if account.blocked:
+        account.blocked = False
+        session.add(account)
+    return person
 
 
 async def create_person(session: AsyncSession, channel: str, external_id: str, now: datetime) -> Person:
@@ -283,3 +291,21 @@ async def erase_person(session: AsyncSession, person: Person, keep_state_id: int
 async def delete_household_if_empty(session: AsyncSession, household_id: int) -> None:
     if await household_member_count(session, household_id) == 0:
         await session.exec(delete(Household).where(Household.id == household_id))
+
+
+async def set_blocked(session: AsyncSession, channel: str, external_id: str, blocked: bool) -> None:
+    """Mark a channel account blocked (it refused our messages) or reachable again."""
+    await session.exec(
+        update(ChannelAccount)
+        .where(ChannelAccount.channel == channel, ChannelAccount.external_id == external_id)
+        .values(blocked=blocked)
+    )
+
+
+async def is_blocked(session: AsyncSession, channel: str, external_id: str) -> bool:
+    result = await session.exec(
+        select(ChannelAccount.blocked).where(
+            ChannelAccount.channel == channel, ChannelAccount.external_id == external_id
+        )
+    )
+    return bool(result.first())

@@ -65,3 +65,13 @@ def test_env_example_documents_every_setting_and_loads(monkeypatch, tmp_path):
     (tmp_path / ".env").write_text(text, encoding="utf-8")
     settings = load_settings()
     assert settings.villages[0] == "Thôn 1" and len(settings.organisations) == 14
+
+
+def test_secrets_are_redacted_from_log_lines():
+    import logging
+
+    from bot.logs import RedactSecrets
+
+    record = logging.LogRecord("httpx", logging.INFO, __file__, 1, "POST %s/bot%s/getMe", ("http://x", "123:abc"), None)
+    assert RedactSecrets(["123:abc"]).filter(record)
+    assert record.getMessage() == "POST http://x/bot***/getMe"

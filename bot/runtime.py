@@ -1,0 +1,93 @@
+"""`hocvuso run`: every configured channel, by long polling or behind one webhook server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from contextlib import suppress
+
+import uvicorn
+
+from bot.app import build_services
+from bot.channels.telegram import Sleep, TelegramChannel
+from bot.settings import Settings
+from bot.web import build_web_app
+from handlers.context import Clock, Services
+from handlers.dispatcher import Dispatcher
+
+log = logging.getLogger(__name__)
+
+
+class NoChannelConfigured(Exception):
+    """Nothing to run: no channel has its token set."""
+
+
+class Runtime:
+    """Builds the channels from settings; `start()` and `stop()` are what `hocvuso run` calls."""
+
+    def __init__(self, settings: Settings, *, clock: Clock | None = None, sleep: Sleep = asyncio.sleep) -> None:
+        if settings.telegram_token is None:
+            raise NoChannelConfigured
+        self.settings = settings
+        self._clock = clock
+        self._sleep = sleep
+        self.services: Services | None = None
+        self.telegram: TelegramChannel | None = None
+        self.server: uvicorn.Server | None = None
+        self._server_task: asyncio.Task[None] | None = None
+
+    @property
+    def webhook_mode(self) -> bool:
+        return self.settings.webhook_url is not None
+
+    async def start(self) -> None:
+        extra = {"clock": self._clock} if self._clock else {}
+        self.services = await build_services(self.settings, **extra)  # type: ignore[arg-type]
+        dispatcher = Dispatcher(self.services)
+        self.telegram = TelegramChannel(dispatcher, self.settings, polling=not self.webhook_mode, sleep=self._sleep)
+        if self.webhook_mode:
+            await self._start_server()  # listen before Telegram is told where to post
+        await self.telegram.start()
+        mode = "webhook" if self.webhook_mode else "long polling"
+        log.warning("hocvuso is running: telegram by %s", mode)
+
+    async def _start_server(self) -> None:
+        assert self.services is not None and self.telegram is not None
+        secret = self.settings.webhook_secret.get_secret_value() if self.settings.webhook_secret else None
+        app = build_web_app(self.services.database, self.telegram, secret)
+        config = uvicorn.Config(app, host=self.settings.listen_host, port=self.settings.listen_port,
+                                log_level="warning", lifespan="off", access_log=False)
+        self.server = uvicorn.Server(config)
+        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # we own the signals
+        self._server_task = asyncio.create_task(self.server.serve())
+        while not self.server.started:
+            if self._server_task.done():
+                self._server_task.result()
+            await asyncio.sleep(0.01)  # uvicorn has no start event; this polls its flag
+
+    async def stop(self) -> None:
+        """Stop taking updates, let the one in hand finish, close everything."""
+        if self.server is not None and self._server_task is not None:
+            self.server.should_exit = True  # uvicorn finishes requests in progress before it returns
+            await self._server_task
+        if self.telegram is not None:
+            await self.telegram.stop()
+        if self.services is not None:
+            await self.services.database.dispose()
+
+
+async def run_until_signalled(settings: Settings) -> None:
+    """Run until SIGINT or SIGTERM."""
+    runtime = Runtime(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with suppress(NotImplementedError):  # Windows has no add_signal_handler
+            loop.add_signal_handler(signum, stop.set)
+    await runtime.start()
+    try:
+        await stop.wait()
+    finally:
+        log.warning("stopping hocvuso")
+        await runtime.stop()

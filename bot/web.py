@@ -1,0 +1,59 @@
+"""One ASGI app for every channel's webhook, plus /healthz."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bot.channels.telegram import TelegramChannel
+from storage.db import Database
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 1_000_000  # an update is a few kilobytes; anything this large is not from Telegram
+TELEGRAM_SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+
+def secret_matches(given: str | None, expected: str) -> bool:
+    """Constant-time comparison, so the secret cannot be guessed from response times."""
+    return hmac.compare_digest((given or "").encode(), expected.encode())
+
+
+def build_web_app(database: Database, telegram: TelegramChannel | None, telegram_secret: str | None) -> Starlette:
+    async def healthz(_request: Request) -> Response:
+        try:
+            async with database.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception:
+            log.exception("health check: database unreachable")
+            return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)
+        return JSONResponse({"status": "ok", "database": "ok"})
+
+    async def telegram_webhook(request: Request) -> Response:
+        if telegram is None or telegram_secret is None:
+            return Response(status_code=404)
+        if not secret_matches(request.headers.get(TELEGRAM_SECRET_HEADER), telegram_secret):
+            return Response(status_code=403)
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return Response(status_code=413)
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return Response(status_code=400)
+        if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+            return Response(status_code=400)
+        await telegram.process_webhook(data)
+        return Response(status_code=200)
+
+    return Starlette(routes=[
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/webhook/telegram", telegram_webhook, methods=["POST"]),
+    ])

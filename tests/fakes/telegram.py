@@ -1,0 +1,342 @@
+"""A fake Telegram Bot API server that speaks the wire format python-telegram-bot 22 expects.
+
+Tests inject what users do (messages, button presses, stickers) and read what the bot sent. The
+server can answer 429 with `retry_after`, 403 for a user who blocked the bot, 5xx, or answer slowly.
+With a webhook set, it delivers updates by POST with the secret header, as Telegram does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from tests.fakes.server import LocalServer
+
+TOKEN = "123456:TEST-token_for-fake"
+BOT_USER = {"id": 123456, "is_bot": True, "first_name": "Học vụ số", "username": "hocvuso_test_bot",
+            "can_join_groups": False, "can_read_all_group_messages": False, "supports_inline_queries": False}
+JSON_FIELDS = {"reply_markup", "allowed_updates", "commands", "scope", "link_preview_options", "reply_parameters"}
+INT_FIELDS = {"chat_id", "offset", "limit", "timeout", "message_id"}
+
+
+@dataclass
+class Sent:
+    """One thing the bot sent to a chat."""
+
+    method: str
+    chat_id: int
+    text: str = ""
+    buttons: list[list[dict[str, str]]] = field(default_factory=list)
+    file_name: str | None = None
+    at: float = 0.0
+    message_id: int = 0
+
+    @property
+    def button_labels(self) -> list[str]:
+        return [button["text"] for row in self.buttons for button in row]
+
+    def callback_for(self, label_part: str) -> str:
+        for row in self.buttons:
+            for button in row:
+                if label_part in button["text"]:
+                    return button["callback_data"]
+        raise AssertionError(f"no button {label_part!r} in {self.button_labels}")
+
+
+@dataclass
+class Failure:
+    status: int
+    description: str
+    retry_after: int | None = None
+    delay: float = 0.0
+
+
+class FakeTelegram:
+    """The fake server. Use as `async with FakeTelegram() as telegram:`."""
+
+    def __init__(self, token: str = TOKEN) -> None:
+        self.token = token
+        self.updates: list[dict[str, Any]] = []
+        self.sent: dict[int, list[Sent]] = defaultdict(list)
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.blocked: set[int] = set()
+        self.failures: dict[str, list[Failure]] = defaultdict(list)
+        self.webhook: dict[str, Any] | None = None
+        self.webhook_responses: list[int] = []
+        self.injected_at: dict[int, float] = {}
+        self.delivered: list[dict[str, Any]] = []  # every update ever sent to the bot
+        self.confirmed: set[int] = set()  # updates the bot acknowledged (polled past, or webhook 200)
+        self._update_ids = itertools.count(1)
+        self._message_ids = itertools.count(1000)
+        self._changed = asyncio.Condition()
+        self._server = LocalServer(Starlette(routes=[
+            Route("/bot{token}/{method}", self._endpoint, methods=["GET", "POST"]),
+        ]))
+        self._client: httpx.AsyncClient | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    @property
+    def api_url(self) -> str:
+        """What HOCVUSO_TELEGRAM_API_URL is set to."""
+        return self._server.url
+
+    async def __aenter__(self) -> FakeTelegram:
+        self._client = httpx.AsyncClient(timeout=10)
+        await self._server.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._server.stop()
+        if self._client is not None:
+            await self._client.aclose()
+
+    # --- what users do --------------------------------------------------------------------------
+
+    async def user_sends(self, chat_id: int, text: str, first_name: str = "An") -> int:
+        message = self._user_message(chat_id, first_name, text=text)
+        if text.startswith("/"):
+            command = text.split()[0]
+            message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
+        return await self._inject({"message": message})
+
+    async def user_sends_sticker(self, chat_id: int) -> int:
+        sticker = {"file_id": "CAACAgIAAx", "file_unique_id": "AgADx", "type": "regular", "width": 512,
+                   "height": 512, "is_animated": False, "is_video": False}
+        return await self._inject({"message": self._user_message(chat_id, "An", sticker=sticker)})
+
+    async def user_presses(self, chat_id: int, callback_data: str, message_id: int | None = None) -> int:
+        """A press of a button with `callback_data` on message `message_id` (default: the last with buttons)."""
+        with_buttons = [sent for sent in self.sent[chat_id] if sent.buttons]
+        last = with_buttons[-1] if with_buttons else None
+        query = {
+            "id": f"cq{next(self._update_ids)}",
+            "from": self._user(chat_id, "An"),
+            "chat_instance": f"ci{chat_id}",
+            "data": callback_data,
+            "message": {
+                "message_id": message_id or (last.message_id if last else 1), "date": int(time.time()),
+                "chat": {"id": chat_id, "type": "private"}, "from": BOT_USER, "text": last.text if last else "",
+            },
+        }
+        return await self._inject({"callback_query": query})
+
+    async def press(self, chat_id: int, label_part: str) -> int:
+        """Press the button whose label contains `label_part` on the last message with buttons."""
+        with_buttons = [sent for sent in self.sent[chat_id] if sent.buttons]
+        assert with_buttons, f"no buttons were sent to {chat_id}"
+        return await self.user_presses(chat_id, with_buttons[-1].callback_for(label_part))
+
+    async def redeliver(self, update_id: int) -> None:
+        """Send an already delivered update again, as Telegram does after a timeout."""
+        original = next(u for u in self.delivered if u["update_id"] == update_id)
+        await self._deliver(dict(original))
+
+    # --- what the bot did -----------------------------------------------------------------------
+
+    def last(self, chat_id: int) -> Sent | None:
+        return self.sent[chat_id][-1] if self.sent[chat_id] else None
+
+    def texts(self, chat_id: int) -> list[str]:
+        return [sent.text for sent in self.sent[chat_id]]
+
+    def methods_called(self, method: str) -> list[dict[str, Any]]:
+        return [params for name, params in self.calls if name == method]
+
+    async def wait_for(self, predicate, timeout: float = 10.0) -> None:
+        """Wait until `predicate()` holds; fails after `timeout` seconds."""
+        async def _until() -> None:
+            async with self._changed:
+                await self._changed.wait_for(predicate)
+
+        await asyncio.wait_for(_until(), timeout)
+
+    async def wait_for_text(self, chat_id: int, part: str, timeout: float = 10.0) -> Sent:
+        await self.wait_for(lambda: any(part in s.text for s in self.sent[chat_id]), timeout)
+        return next(s for s in reversed(self.sent[chat_id]) if part in s.text)
+
+    async def wait_until_answered(self, update_id: int, timeout: float = 10.0) -> None:
+        """Wait until the bot has taken `update_id` (by polling past it or by the webhook's answer)."""
+        await self.wait_for(lambda: update_id in self.confirmed, timeout)
+
+    # --- failures on demand ---------------------------------------------------------------------
+
+    def fail_next(self, method: str, status: int, times: int = 1, retry_after: int | None = None,
+                  description: str | None = None) -> None:
+        text = description or {429: f"Too Many Requests: retry after {retry_after}",
+                               403: "Forbidden: bot was blocked by the user",
+                               500: "Internal Server Error", 502: "Bad Gateway"}.get(status, "Error")
+        self.failures[method].extend(Failure(status, text, retry_after) for _ in range(times))
+
+    def slow_next(self, method: str, delay: float) -> None:
+        self.failures[method].append(Failure(200, "", None, delay))
+
+    def block(self, chat_id: int) -> None:
+        self.blocked.add(chat_id)
+
+    # --- internals ------------------------------------------------------------------------------
+
+    def _user(self, chat_id: int, first_name: str) -> dict[str, Any]:
+        return {"id": chat_id, "is_bot": False, "first_name": first_name, "language_code": "vi"}
+
+    def _user_message(self, chat_id: int, first_name: str, **content: Any) -> dict[str, Any]:
+        return {"message_id": next(self._message_ids), "date": int(time.time()),
+                "from": self._user(chat_id, first_name),
+                "chat": {"id": chat_id, "type": "private", "first_name": first_name}, **content}
+
+    async def _inject(self, body: dict[str, Any]) -> int:
+        update = {"update_id": next(self._update_ids), **body}
+        self.injected_at[update["update_id"]] = time.perf_counter()
+        await self._deliver(update)
+        return update["update_id"]
+
+    async def _deliver(self, update: dict[str, Any]) -> None:
+        self.delivered.append(update)
+        if self.webhook is None:
+            async with self._changed:
+                self.updates.append(update)
+                self._changed.notify_all()
+            return
+        assert self._client is not None
+        headers = {"X-Telegram-Bot-Api-Secret-Token": self.webhook.get("secret_token", "")}
+        response = await self._client.post(self.webhook["url"], json=update, headers=headers)
+        self.webhook_responses.append(response.status_code)
+        async with self._changed:
+            if response.status_code == 200:
+                self.confirmed.add(update["update_id"])
+            self._changed.notify_all()
+
+    async def _params(self, request: Request) -> dict[str, Any]:
+        if request.headers.get("content-type", "").startswith("application/json"):
+            return await request.json()
+        form = await request.form()
+        params: dict[str, Any] = {}
+        for key, value in form.multi_items():
+            if hasattr(value, "filename"):
+                params[key] = {"filename": value.filename, "size": len(await value.read())}
+            elif key in JSON_FIELDS:
+                params[key] = json.loads(value)
+            elif key in INT_FIELDS:
+                params[key] = int(value) if str(value).lstrip("-").isdigit() else value
+            else:
+                params[key] = value
+        return params
+
+    async def _endpoint(self, request: Request) -> JSONResponse:
+        if request.path_params["token"] != self.token:
+            return JSONResponse({"ok": False, "error_code": 401, "description": "Unauthorized"}, status_code=401)
+        method = request.path_params["method"]
+        params = await self._params(request)
+        async with self._changed:
+            self.calls.append((method, params))
+            self._changed.notify_all()
+        pending = self.failures.get(method)
+        if pending:
+            failure = pending.pop(0)
+            if failure.delay:
+                await asyncio.sleep(failure.delay)  # the slow answer itself; tests wait on its effect
+            if failure.status != 200:
+                body: dict[str, Any] = {"ok": False, "error_code": failure.status, "description": failure.description}
+                if failure.retry_after is not None:
+                    body["parameters"] = {"retry_after": failure.retry_after}
+                return JSONResponse(body, status_code=failure.status)
+        handler = getattr(self, f"_api_{method}", None)
+        if handler is None:
+            return JSONResponse({"ok": False, "error_code": 404, "description": "Not Found"}, status_code=404)
+        result = await handler(params)
+        if isinstance(result, JSONResponse):
+            return result
+        return JSONResponse({"ok": True, "result": result})
+
+    async def _api_getMe(self, params: dict[str, Any]) -> Any:
+        return BOT_USER
+
+    async def _api_getUpdates(self, params: dict[str, Any]) -> Any:
+        offset = int(params.get("offset") or 0)
+        timeout = float(params.get("timeout") or 0)
+        async with self._changed:
+            if offset:
+                self.confirmed.update(u["update_id"] for u in self.updates if u["update_id"] < offset)
+                self.updates = [u for u in self.updates if u["update_id"] >= offset]
+                self._changed.notify_all()
+            if not self.updates and timeout:
+                with contextlib.suppress(TimeoutError):  # an idle long poll ends empty, as Telegram's does
+                    await asyncio.wait_for(self._changed.wait_for(lambda: bool(self.updates)), timeout)
+            return list(self.updates[: int(params.get("limit") or 100)])
+
+    async def _api_setWebhook(self, params: dict[str, Any]) -> Any:
+        self.webhook = {"url": params["url"], "secret_token": params.get("secret_token", "")}
+        return True
+
+    async def _api_deleteWebhook(self, params: dict[str, Any]) -> Any:
+        self.webhook = None
+        return True
+
+    async def _api_getWebhookInfo(self, params: dict[str, Any]) -> Any:
+        return {"url": self.webhook["url"] if self.webhook else "", "has_custom_certificate": False,
+                "pending_update_count": len(self.updates)}
+
+    async def _api_setMyCommands(self, params: dict[str, Any]) -> Any:
+        return True
+
+    async def _api_answerCallbackQuery(self, params: dict[str, Any]) -> Any:
+        return True
+
+    async def _blocked_answer(self, chat_id: int) -> JSONResponse | None:
+        if chat_id in self.blocked:
+            body = {"ok": False, "error_code": 403, "description": "Forbidden: bot was blocked by the user"}
+            return JSONResponse(body, status_code=403)
+        return None
+
+    async def _record(self, method: str, params: dict[str, Any], **extra: Any) -> Any:
+        chat_id = int(params["chat_id"])
+        refused = await self._blocked_answer(chat_id)
+        if refused is not None:
+            return refused
+        markup = params.get("reply_markup") or {}
+        message_id = int(params["message_id"]) if method == "editMessageText" else next(self._message_ids)
+        sent = Sent(method, chat_id, text=params.get("text") or params.get("caption") or "",
+                    buttons=markup.get("inline_keyboard", []), at=time.perf_counter(), message_id=message_id,
+                    **extra)
+        message = {"message_id": message_id, "date": int(time.time()), "from": BOT_USER,
+                   "chat": {"id": chat_id, "type": "private"}}
+        if sent.text:
+            message["text" if method == "sendMessage" else "caption"] = sent.text
+        if markup:
+            message["reply_markup"] = markup
+        async with self._changed:
+            self.sent[chat_id].append(sent)
+            self._changed.notify_all()
+        return message
+
+    async def _api_sendMessage(self, params: dict[str, Any]) -> Any:
+        return await self._record("sendMessage", params)
+
+    async def _api_editMessageText(self, params: dict[str, Any]) -> Any:
+        return await self._record("editMessageText", params)
+
+    async def _api_sendDocument(self, params: dict[str, Any]) -> Any:
+        result = await self._record("sendDocument", params, file_name=params["document"]["filename"])
+        if isinstance(result, dict):
+            result["document"] = {"file_id": "BQAC1", "file_unique_id": "AgAD1",
+                                  "file_name": params["document"]["filename"]}
+        return result
+
+    async def _api_sendPhoto(self, params: dict[str, Any]) -> Any:
+        result = await self._record("sendPhoto", params, file_name=params["photo"]["filename"])
+        if isinstance(result, dict):
+            result["photo"] = [{"file_id": "AgAC1", "file_unique_id": "AQAD1", "width": 320, "height": 240}]
+        return result
+

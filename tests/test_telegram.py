@@ -1,0 +1,317 @@
+"""Telegram end to end: `hocvuso run`'s runtime against a fake Bot API server, polling and webhook."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlmodel import select
+
+from bot.runtime import Runtime
+from bot.settings import Settings
+from content.loader import load_catalog
+from handlers.core import Reply
+from handlers.registry import Command
+from storage.db import Database
+from storage.models import ChannelAccount, ProcessedUpdate
+from tests.fakes.server import free_port
+from tests.fakes.telegram import TOKEN, FakeTelegram, Sent
+
+SECRET = "bi-mat_123"
+CATALOG = load_catalog()
+LESSON = CATALOG.ordered_lessons()[0]
+
+
+class Resident:
+    """A person in Telegram: sends, presses, and waits for the bot's answer to finish."""
+
+    def __init__(self, telegram: FakeTelegram, chat_id: int) -> None:
+        self.telegram = telegram
+        self.chat_id = chat_id
+        self.seen = 0
+
+    async def expect(self, part: str, timeout: float = 10.0) -> Sent:
+        """Wait for a new message containing `part`; later messages of the same answer count too."""
+        sent = self.telegram.sent[self.chat_id]
+        await self.telegram.wait_for(lambda: any(part in s.text for s in sent[self.seen:]), timeout)
+        index = next(i for i in range(self.seen, len(sent)) if part in sent[i].text)
+        self.seen = index + 1
+        return sent[index]
+
+    async def says(self, text: str, expect: str) -> Sent:
+        await self.telegram.user_sends(self.chat_id, text)
+        return await self.expect(expect)
+
+    async def presses(self, label: str, expect: str) -> Sent:
+        await self.telegram.press(self.chat_id, label)
+        return await self.expect(expect)
+
+    async def presses_data(self, data: str, expect: str) -> Sent:
+        offered = [s for s in self.telegram.sent[self.chat_id] if s.buttons][-1]
+        assert data in [b["callback_data"] for row in offered.buttons for b in row], (data, offered.buttons)
+        await self.telegram.user_presses(self.chat_id, data)
+        return await self.expect(expect)
+
+
+def make_settings(tmp_path: Path, telegram: FakeTelegram, **extra: object) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'tg.db'}",
+        telegram_token=TOKEN, telegram_api_url=telegram.api_url,
+        telegram_poll_timeout=1, telegram_timeout=2, **extra,
+    )
+
+
+@pytest.fixture
+async def telegram():
+    async with FakeTelegram() as fake:
+        yield fake
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    return []
+
+
+@pytest.fixture
+def fake_sleep(sleeps):
+    async def _sleep(seconds: float) -> None:
+        sleeps.append(seconds)  # recorded, not waited: retries are tested without waiting
+    return _sleep
+
+
+@pytest.fixture(params=["polling", "webhook"])
+async def running(request, tmp_path, telegram, fake_sleep, clock):
+    extra = {}
+    if request.param == "webhook":
+        port = free_port()
+        extra = {"webhook_url": f"http://127.0.0.1:{port}", "webhook_secret": SECRET, "listen_port": port}
+    runtime = Runtime(make_settings(tmp_path, telegram, **extra), clock=clock, sleep=fake_sleep)
+    await runtime.start()
+    yield runtime
+    await runtime.stop()
+
+
+@pytest.fixture
+async def polling(tmp_path, telegram, fake_sleep, clock):
+    runtime = Runtime(make_settings(tmp_path, telegram), clock=clock, sleep=fake_sleep)
+    await runtime.start()
+    yield runtime
+    await runtime.stop()
+
+
+async def register(resident: Resident) -> None:
+    await resident.says("/start", "Bạn có đồng ý không?")
+    await resident.presses("Đồng ý", "họ và tên")
+    await resident.says("Nguyễn Văn An", "thôn/xóm")
+    await resident.presses("Thôn 2", "nhóm nào")
+    await resident.presses("Người dân", "Hộ gia đình")
+    await resident.presses("Tạo mã hộ mới", "tổ chức nào")
+    toggled = await resident.presses("Hội Nông dân", "tổ chức nào")
+    assert "☑️ Hội Nông dân xã" in toggled.button_labels
+    await resident.presses("Xong", "VNeID")
+    await resident.presses("Chưa kích hoạt", "Đăng ký xong")
+
+
+async def test_a_resident_registers_learns_passes_and_sees_progress(running, telegram):
+    resident = Resident(telegram, 5001)
+    await register(resident)
+    await resident.presses("Học bài đầu tiên", f"(1/{len(LESSON.cards)})")
+    for number in range(2, len(LESSON.cards) + 1):
+        await resident.presses("Tiếp", f"({number}/{len(LESSON.cards)})")
+    await resident.presses("Làm bài kiểm tra", f"Câu 1/{len(LESSON.quiz)}")
+    for number, question in enumerate(LESSON.quiz, start=1):
+        expect = "Bạn đã hoàn thành bài" if number == len(LESSON.quiz) else f"Câu {number + 1}/"
+        await resident.presses_data(f"qa:{question.id}:{question.correct_index}", expect)
+    progress = await resident.says("/tiendo", "Tiến độ của bạn")
+    assert "đã xong 1/12 bài" in progress.text
+    # The command menu was set in Vietnamese, and every button press was acknowledged.
+    commands = telegram.methods_called("setMyCommands")[0]["commands"]
+    assert {"command": "hoc", "description": "Danh sách bài học"} in commands
+    presses = sum(1 for update in telegram.delivered if "callback_query" in update)
+    assert len(telegram.methods_called("answerCallbackQuery")) == presses
+
+
+async def test_long_quiz_options_are_listed_in_the_text_with_number_buttons(running, telegram):
+    resident = Resident(telegram, 5002)
+    await resident.says("/hoc", "Chọn bài để học")
+    question_with_long_option = next(
+        (lesson, q) for lesson in CATALOG.ordered_lessons() for q in lesson.quiz[:1]
+        if any(len(o.text) > 40 for o in q.options)
+    )
+    lesson, question = question_with_long_option
+    await resident.presses_data(f"lesson:{lesson.id}", "(1/")
+    for number in range(2, len(lesson.cards) + 1):
+        await resident.presses("Tiếp", f"({number}/")
+    await resident.presses_data(f"quiz:start:{lesson.id}", "Câu 1/")
+    shown = telegram.last(5002)
+    assert shown is not None and "1. " + question.options[0].text in shown.text
+    assert shown.button_labels[: len(question.options)] == [str(n) for n in range(1, len(question.options) + 1)]
+
+
+async def test_stickers_and_forged_buttons_get_a_polite_answer(running, telegram):
+    resident = Resident(telegram, 5003)
+    await resident.says("/hoc", "Chọn bài để học")
+    await telegram.user_sends_sticker(5003)
+    await resident.expect("Mình chỉ đọc được chữ")
+    await telegram.user_presses(5003, "erase:yes")
+    await resident.expect("Nút này đã cũ")
+    await telegram.user_presses(5003, "qa:q1:0")
+    await resident.expect("Nút này đã cũ")
+
+
+async def test_a_duplicate_update_changes_nothing(polling, telegram):
+    resident = Resident(telegram, 5004)
+    await resident.says("/start", "Bạn có đồng ý không?")
+    update_id = await telegram.user_presses(5004, "consent:yes")
+    await resident.expect("họ và tên")
+    before = len(telegram.sent[5004])
+    await telegram.redeliver(update_id)
+    marker = await telegram.user_sends(5004, "/trogiup")
+    await resident.expect("Các lệnh")
+    assert len(telegram.sent[5004]) == before + 1  # only the /trogiup answer came
+    async with polling.services.database.session() as session:
+        keys = (await session.exec(select(ProcessedUpdate.delivery_key))).all()
+    assert str(update_id) in keys and str(marker) in keys
+
+
+async def test_flood_control_waits_retry_after_and_retries(polling, telegram, sleeps):
+    telegram.fail_next("sendMessage", 429, times=2, retry_after=7)
+    resident = Resident(telegram, 5005)
+    await resident.says("/trogiup", "Các lệnh")
+    assert sleeps == [7.0, 7.0]
+
+
+async def test_server_errors_back_off_then_succeed(polling, telegram, sleeps):
+    telegram.fail_next("sendMessage", 502, times=1)
+    telegram.fail_next("sendMessage", 500, times=1)
+    resident = Resident(telegram, 5006)
+    await resident.says("/trogiup", "Các lệnh")
+    assert sleeps == [0.5, 1.0]
+
+
+async def test_server_errors_give_up_after_the_bound(polling, telegram, sleeps):
+    telegram.fail_next("sendMessage", 500, times=5)  # max_retries 4: five failures exhaust it
+    resident = Resident(telegram, 5007)
+    await telegram.user_sends(5007, "/trogiup")
+    await telegram.wait_for(lambda: len(telegram.methods_called("sendMessage")) >= 5)
+    await resident.says("/hoc", "Chọn bài để học")  # the bot goes on with the next update
+    assert sleeps == [0.5, 1.0, 2.0, 4.0]
+    assert not any("Các lệnh" in text for text in telegram.texts(5007))
+
+
+async def test_a_slow_answer_times_out_and_is_retried(polling, telegram, sleeps):
+    telegram.slow_next("sendMessage", 2.5)  # longer than the 2 s timeout set for the test
+    resident = Resident(telegram, 5008)
+    await resident.says("/trogiup", "Các lệnh")
+    assert sleeps == [0.5]
+
+
+async def test_a_blocked_chat_is_marked_and_not_written_to(polling, telegram):
+    resident = Resident(telegram, 5009)
+    await register(resident)
+    telegram.block(5009)
+
+    def attempts() -> int:
+        return len([call for call in telegram.methods_called("sendMessage") if call["chat_id"] == 5009])
+
+    before = attempts()
+    await telegram.user_sends(5009, "/hoc")
+    await telegram.wait_for(lambda: attempts() > before)
+    database = polling.services.database
+    async with database.session() as session:
+        account = (await session.exec(select(ChannelAccount))).one()
+    assert account.blocked
+    assert not await polling.telegram.sender.deliver(5009, [Reply("Nhắc báo cáo")])
+    telegram.blocked.clear()
+    await resident.says("/hoc", "Chọn bài để học")  # writing again unblocks
+    async with database.session() as session:
+        assert not (await session.exec(select(ChannelAccount))).one().blocked
+
+
+async def test_an_exception_in_a_handler_gets_an_apology_and_the_bot_goes_on(polling, telegram, monkeypatch):
+    async def broken(turn):
+        raise RuntimeError("boom")
+
+    commands = polling.telegram.dispatcher.registry.commands
+    monkeypatch.setitem(commands, "tiendo", Command("tiendo", "hỏng để thử", broken))
+    resident = Resident(telegram, 5010)
+    await resident.says("/tiendo", "Xin lỗi, mình vừa gặp trục trặc")
+    await resident.says("/hoc", "Chọn bài để học")
+
+
+async def test_webhook_checks_the_secret_and_serves_health(tmp_path, telegram, fake_sleep, clock):
+    port = free_port()
+    settings = make_settings(tmp_path, telegram, webhook_url=f"http://127.0.0.1:{port}",
+                             webhook_secret=SECRET, listen_port=port)
+    runtime = Runtime(settings, clock=clock, sleep=fake_sleep)
+    await runtime.start()
+    try:
+        assert telegram.webhook == {"url": f"http://127.0.0.1:{port}/webhook/telegram", "secret_token": SECRET}
+        update = {"update_id": 999, "message": {"message_id": 1, "date": 0, "text": "/start",
+                  "chat": {"id": 6001, "type": "private"}, "from": {"id": 6001, "is_bot": False, "first_name": "A"}}}
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            assert (await client.get("/healthz")).json() == {"status": "ok", "database": "ok"}
+            for headers in ({}, {"X-Telegram-Bot-Api-Secret-Token": "sai"}):
+                assert (await client.post("/webhook/telegram", json=update, headers=headers)).status_code == 403
+            assert telegram.sent[6001] == []  # nothing was processed
+            good = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+            assert (await client.post("/webhook/telegram", content=b"{", headers=good)).status_code == 400
+            assert (await client.post("/webhook/telegram", json=update, headers=good)).status_code == 200
+        assert "Bạn có đồng ý không?" in telegram.texts(6001)[-1]
+    finally:
+        await runtime.stop()
+
+
+async def test_stopping_finishes_the_update_in_hand(tmp_path, telegram, fake_sleep, clock):
+    runtime = Runtime(make_settings(tmp_path, telegram), clock=clock, sleep=fake_sleep)
+    await runtime.start()
+    telegram.slow_next("sendMessage", 0.5)
+    await telegram.user_sends(7001, "/trogiup")
+    await telegram.wait_for(lambda: bool(telegram.methods_called("sendMessage")))
+    await runtime.stop()
+    assert any("Các lệnh" in text for text in telegram.texts(7001))
+    database = Database(runtime.settings.database_url)
+    async with database.session() as session:
+        assert (await session.exec(select(ProcessedUpdate))).all() != []  # its transaction was committed
+    await database.dispose()
+
+
+async def test_hocvuso_run_polls_and_stops_cleanly_on_sigterm(tmp_path, telegram):
+    """The real command in its own process: it answers, then SIGTERM ends it with exit code 0."""
+    import asyncio
+    import os
+    import signal
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOCVUSO_")}
+    env.update(HOCVUSO_TELEGRAM_TOKEN=TOKEN, HOCVUSO_TELEGRAM_API_URL=telegram.api_url,
+               HOCVUSO_TELEGRAM_POLL_TIMEOUT="1", HOCVUSO_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'run.db'}")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "run", cwd=tmp_path, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        await telegram.wait_for(lambda: bool(telegram.methods_called("getUpdates")), timeout=60)
+        resident = Resident(telegram, 8001)
+        await resident.says("/start", "Bạn có đồng ý không?")
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 0, stderr.decode()
+    assert TOKEN not in stderr.decode()  # the token never reaches the logs
+
+
+def test_hocvuso_run_without_a_token_says_what_to_set(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["run"])
+    assert result.exit_code == 2
+    assert "HOCVUSO_TELEGRAM_TOKEN" in result.output
