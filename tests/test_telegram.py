@@ -16,42 +16,12 @@ from handlers.registry import Command
 from storage.db import Database
 from storage.models import ChannelAccount, ProcessedUpdate
 from tests.fakes.server import free_port
-from tests.fakes.telegram import TOKEN, FakeTelegram, Sent
+from tests.fakes.telegram import TOKEN, FakeTelegram
+from tests.fakes.telegram import FakeUser as Resident
 
 SECRET = "bi-mat_123"
 CATALOG = load_catalog()
 LESSON = CATALOG.ordered_lessons()[0]
-
-
-class Resident:
-    """A person in Telegram: sends, presses, and waits for the bot's answer to finish."""
-
-    def __init__(self, telegram: FakeTelegram, chat_id: int) -> None:
-        self.telegram = telegram
-        self.chat_id = chat_id
-        self.seen = 0
-
-    async def expect(self, part: str, timeout: float = 10.0) -> Sent:
-        """Wait for a new message containing `part`; later messages of the same answer count too."""
-        sent = self.telegram.sent[self.chat_id]
-        await self.telegram.wait_for(lambda: any(part in s.text for s in sent[self.seen:]), timeout)
-        index = next(i for i in range(self.seen, len(sent)) if part in sent[i].text)
-        self.seen = index + 1
-        return sent[index]
-
-    async def says(self, text: str, expect: str) -> Sent:
-        await self.telegram.user_sends(self.chat_id, text)
-        return await self.expect(expect)
-
-    async def presses(self, label: str, expect: str) -> Sent:
-        await self.telegram.press(self.chat_id, label)
-        return await self.expect(expect)
-
-    async def presses_data(self, data: str, expect: str) -> Sent:
-        offered = [s for s in self.telegram.sent[self.chat_id] if s.buttons][-1]
-        assert data in [b["callback_data"] for row in offered.buttons for b in row], (data, offered.buttons)
-        await self.telegram.user_presses(self.chat_id, data)
-        return await self.expect(expect)
 
 
 def make_settings(tmp_path: Path, telegram: FakeTelegram, **extra: object) -> Settings:
@@ -161,19 +131,52 @@ async def test_stickers_and_forged_buttons_get_a_polite_answer(running, telegram
     await resident.expect("Nút này đã cũ")
 
 
-async def test_a_duplicate_update_changes_nothing(polling, telegram):
-    resident = Resident(telegram, 5004)
+async def webhook_runtime(tmp_path, telegram, fake_sleep, clock) -> Runtime:
+    port = free_port()
+    settings = make_settings(tmp_path, telegram, webhook_url=f"http://127.0.0.1:{port}",
+                             webhook_secret=SECRET, listen_port=port)
+    runtime = Runtime(settings, clock=clock, sleep=fake_sleep)
+    await runtime.start()
+    return runtime
+
+
+async def test_a_duplicate_webhook_update_changes_nothing(tmp_path, telegram, fake_sleep, clock):
+    runtime = await webhook_runtime(tmp_path, telegram, fake_sleep, clock)
+    try:
+        resident = Resident(telegram, 5004)
+        await resident.says("/start", "Bạn có đồng ý không?")
+        update_id = await telegram.user_presses(5004, "consent:yes")
+        await resident.expect("họ và tên")
+        before = len(telegram.sent[5004])
+        await telegram.redeliver(update_id)  # the webhook call returns only after handling
+        assert telegram.webhook_responses[-1] == 200 and len(telegram.sent[5004]) == before
+        async with runtime.services.database.session() as session:
+            assert len((await session.exec(select(ChannelAccount))).all()) == 1  # not registered twice
+    finally:
+        await runtime.stop()
+
+
+async def test_a_redelivery_after_a_restart_changes_nothing(tmp_path, telegram, fake_sleep, clock):
+    first = Runtime(make_settings(tmp_path, telegram), clock=clock, sleep=fake_sleep)
+    await first.start()
+    resident = Resident(telegram, 5011)
     await resident.says("/start", "Bạn có đồng ý không?")
-    update_id = await telegram.user_presses(5004, "consent:yes")
+    update_id = await telegram.user_presses(5011, "consent:yes")
     await resident.expect("họ và tên")
-    before = len(telegram.sent[5004])
-    await telegram.redeliver(update_id)
-    marker = await telegram.user_sends(5004, "/trogiup")
-    await resident.expect("Các lệnh")
-    assert len(telegram.sent[5004]) == before + 1  # only the /trogiup answer came
-    async with polling.services.database.session() as session:
-        keys = (await session.exec(select(ProcessedUpdate.delivery_key))).all()
-    assert str(update_id) in keys and str(marker) in keys
+    await first.stop()
+    before = len(telegram.sent[5011])
+    await telegram.redeliver(update_id)  # Telegram had not seen it confirmed, so it comes again
+    second = Runtime(make_settings(tmp_path, telegram), clock=clock, sleep=fake_sleep)
+    await second.start()
+    try:
+        await resident.says("Nguyễn Văn An", "thôn/xóm")  # handled after the redelivery, in order
+        assert len(telegram.sent[5011]) == before + 1
+        async with second.services.database.session() as session:
+            keys = (await session.exec(select(ProcessedUpdate.delivery_key))).all()
+            assert len((await session.exec(select(ChannelAccount))).all()) == 1
+        assert keys.count(str(update_id)) == 1
+    finally:
+        await second.stop()
 
 
 async def test_flood_control_waits_retry_after_and_retries(polling, telegram, sleeps):
@@ -217,15 +220,17 @@ async def test_a_blocked_chat_is_marked_and_not_written_to(polling, telegram):
         return len([call for call in telegram.methods_called("sendMessage") if call["chat_id"] == 5009])
 
     before = attempts()
-    await telegram.user_sends(5009, "/hoc")
-    await telegram.wait_for(lambda: attempts() > before)
+    await polling.telegram.sender.send_replies(5009, [Reply("Một"), Reply("Hai")])
+    assert attempts() == before + 1  # the first refusal stops the rest
     database = polling.services.database
     async with database.session() as session:
         account = (await session.exec(select(ChannelAccount))).one()
     assert account.blocked
     assert not await polling.telegram.sender.deliver(5009, [Reply("Nhắc báo cáo")])
+    await telegram.user_sends(5009, "/hoc")  # the bot's answer is refused; the bot goes on
+    await telegram.wait_for(lambda: attempts() == before + 2)
     telegram.blocked.clear()
-    await resident.says("/hoc", "Chọn bài để học")  # writing again unblocks
+    await resident.says("/trogiup", "Các lệnh")  # writing again unblocks
     async with database.session() as session:
         assert not (await session.exec(select(ChannelAccount))).one().blocked
 
@@ -242,11 +247,8 @@ async def test_an_exception_in_a_handler_gets_an_apology_and_the_bot_goes_on(pol
 
 
 async def test_webhook_checks_the_secret_and_serves_health(tmp_path, telegram, fake_sleep, clock):
-    port = free_port()
-    settings = make_settings(tmp_path, telegram, webhook_url=f"http://127.0.0.1:{port}",
-                             webhook_secret=SECRET, listen_port=port)
-    runtime = Runtime(settings, clock=clock, sleep=fake_sleep)
-    await runtime.start()
+    runtime = await webhook_runtime(tmp_path, telegram, fake_sleep, clock)
+    port = runtime.settings.listen_port
     try:
         assert telegram.webhook == {"url": f"http://127.0.0.1:{port}/webhook/telegram", "secret_token": SECRET}
         update = {"update_id": 999, "message": {"message_id": 1, "date": 0, "text": "/start",

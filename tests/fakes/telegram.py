@@ -340,3 +340,33 @@ class FakeTelegram:
             result["photo"] = [{"file_id": "AgAC1", "file_unique_id": "AQAD1", "width": 320, "height": 240}]
         return result
 
+
+class FakeUser:
+    """A person in Telegram: sends, presses, and waits for the bot's answer."""
+
+    def __init__(self, telegram: FakeTelegram, chat_id: int) -> None:
+        self.telegram = telegram
+        self.chat_id = chat_id
+        self.seen = 0
+
+    async def expect(self, part: str, timeout: float = 10.0) -> Sent:
+        """Wait for a new message containing `part`; later messages of the same answer count too."""
+        sent = self.telegram.sent[self.chat_id]
+        await self.telegram.wait_for(lambda: any(part in s.text for s in sent[self.seen:]), timeout)
+        index = next(i for i in range(self.seen, len(sent)) if part in sent[i].text)
+        self.seen = index + 1
+        return sent[index]
+
+    async def says(self, text: str, expect: str) -> Sent:
+        await self.telegram.user_sends(self.chat_id, text)
+        return await self.expect(expect)
+
+    async def presses(self, label: str, expect: str) -> Sent:
+        await self.telegram.press(self.chat_id, label)
+        return await self.expect(expect)
+
+    async def presses_data(self, data: str, expect: str) -> Sent:
+        offered = [s for s in self.telegram.sent[self.chat_id] if s.buttons][-1]
+        assert data in [b["callback_data"] for row in offered.buttons for b in row], (data, offered.buttons)
+        await self.telegram.user_presses(self.chat_id, data)
+        return await self.expect(expect)
