@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     telegram_timeout: float = Field(default=10.0, gt=0, le=120)
     telegram_max_retries: int = Field(default=4, ge=0, le=20)
     telegram_poll_timeout: int = Field(default=25, ge=0, le=50)
+    telegram_concurrency: int = Field(default=32, ge=1, le=256)
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
     listen_host: str = "127.0.0.1"

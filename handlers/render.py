@@ -27,6 +27,29 @@ def as_numbered(reply: Reply) -> str:
     return f"{reply.text}\n\n{numbered_lines(labels)}\n\n{choice_hint(len(labels))}"
 
 
+def merge_replies(replies: list[Reply], limit: int) -> list[Reply]:
+    """Fold plain-text replies into the reply after them while the result fits in one message.
+
+    "✅ Đúng rồi!" and the next question arrive as one message: fewer notifications and less
+    scrolling on a small phone, and fewer calls to the channel's server.
+    """
+    merged: list[Reply] = []
+    pending: Reply | None = None
+    for reply in replies:
+        if pending is not None:
+            combined = f"{pending.text}\n\n{reply.text}"
+            if len(combined) <= limit and pending.attachment is None and reply.attachment is None:
+                reply = Reply(combined, reply.buttons, None)
+            else:
+                merged.append(pending)
+        pending = reply if not reply.buttons and reply.attachment is None else None
+        if pending is None:
+            merged.append(reply)
+    if pending is not None:
+        merged.append(pending)
+    return merged
+
+
 def split_text(text: str, limit: int) -> list[str]:
     """Split on paragraph boundaries, then lines, then words, so no part exceeds `limit`."""
     if len(text) <= limit:

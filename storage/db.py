@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -24,6 +26,8 @@ def ensure_sqlite_folder(url: str) -> None:
 
 
 def _tune_sqlite(dbapi_connection: object, _record: object) -> None:
+    # Let SQLAlchemy, not the driver, start transactions (see _begin_immediate).
+    dbapi_connection.isolation_level = None  # type: ignore[attr-defined]
     cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
     # WAL lets readers go on while one writer commits; foreign keys are off by default in SQLite.
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -33,12 +37,20 @@ def _tune_sqlite(dbapi_connection: object, _record: object) -> None:
     cursor.close()
 
 
+def _begin_immediate(connection: Connection) -> None:
+    # A transaction that reads and then writes must hold the write lock from its start: otherwise two
+    # concurrent ones fail with "database is locked" when the second tries to write, and SQLite's busy
+    # timeout cannot help. With the lock taken at BEGIN, writers simply queue.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def create_engine(url: str) -> AsyncEngine:
-    """An engine for `url`; SQLite files get their folder and WAL mode."""
+    """An engine for `url`; SQLite files get their folder, WAL mode and immediate transactions."""
     ensure_sqlite_folder(url)
     engine = create_async_engine(url, pool_pre_ping=not is_sqlite(url))
     if is_sqlite(url):
         event.listen(engine.sync_engine, "connect", _tune_sqlite)
+        event.listen(engine.sync_engine, "begin", _begin_immediate)
     return engine
 
 
@@ -49,11 +61,14 @@ class Database:
         self.url = url
         self.engine = create_engine(url)
         self._sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+        # SQLite has one writer at a time, and a connection waiting for the lock sleeps in steps of up
+        # to 100 ms. Queueing this process's transactions here instead keeps them back to back.
+        self._one_at_a_time = asyncio.Lock() if is_sqlite(url) else contextlib.nullcontext()
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         """A session in one transaction: committed on success, rolled back on any error."""
-        async with self._sessions() as session:
+        async with self._one_at_a_time, self._sessions() as session:
             try:
                 yield session
                 await session.commit()

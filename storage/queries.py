@@ -7,7 +7,8 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta, tzinfo
 
 from sqlalchemy import delete, func, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -54,29 +55,30 @@ async def organisations_named(session: AsyncSession, names: Sequence[str]) -> li
 
 
 async def mark_processed(session: AsyncSession, channel: str, delivery_key: str, now: datetime) -> bool:
-    """Record an update as handled; False when it was handled before (a redelivery)."""
-    seen = await session.exec(
-        select(ProcessedUpdate.id).where(
-            ProcessedUpdate.channel == channel, ProcessedUpdate.delivery_key == delivery_key
-        )
+    """Record an update as handled; False when it was handled before (a redelivery).
+
+    One INSERT ... ON CONFLICT DO NOTHING, so two workers given the same update cannot both take it.
+    """
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = (
+        insert(ProcessedUpdate)
+        .values(channel=channel, delivery_key=delivery_key, processed_at=now)
+        .on_conflict_do_nothing(index_elements=["channel", "delivery_key"])
     )
-    if seen.first() is not None:
-        return False
-    try:
-        async with session.begin_nested():
-            session.add(ProcessedUpdate(channel=channel, delivery_key=delivery_key, processed_at=now))
-    except IntegrityError:  # another worker took it between our check and our insert
-        return False
-    return True
+    result = await session.exec(statement)
+    return result.rowcount == 1
 
 
 async def load_state(session: AsyncSession, channel: str, external_id: str, now: datetime) -> ConversationState:
     """The conversation state of this chat, created at the main menu on first contact."""
+    # FOR UPDATE (PostgreSQL; SQLite already holds the write lock) keeps two workers given two
+    # messages of one chat from overwriting each other's step.
     state = (
         await session.exec(
-            select(ConversationState).where(
-                ConversationState.channel == channel, ConversationState.external_id == external_id
-            )
+            select(ConversationState)
+            .where(ConversationState.channel == channel, ConversationState.external_id == external_id)
+            .with_for_update()
         )
     ).first()
     if state is None:

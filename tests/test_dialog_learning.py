@@ -215,3 +215,21 @@ async def test_the_whole_loop_on_every_database(database_url, clock):
         await converse(chat, [("/tiendo", "đã xong 1/12 bài"), ("/xoadulieu", "chắc chắn"), ("#Xóa hết", "Đã xóa")])
     finally:
         await services.database.dispose()
+
+
+async def test_many_chats_at_once_all_get_their_answer(database_url, clock):
+    """Concurrent turns of different chats (as the Telegram runtime runs them) never collide."""
+    import asyncio
+
+    from bot.settings import Settings
+
+    services = await build_services(Settings(_env_file=None, database_url=database_url), clock=clock,
+                                    rng=random.Random(5))
+    try:
+        dispatcher = Dispatcher(services)
+        chats = [Chat(dispatcher, user=f"c{n}") for n in range(20)]
+        await asyncio.gather(*(chat.say("/start") for chat in chats))
+        answers = await asyncio.gather(*(chat.choose("Đồng ý") for chat in chats))
+        assert all("họ và tên" in answer for answer in answers), answers
+    finally:
+        await services.database.dispose()

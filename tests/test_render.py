@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from handlers.core import Keyboard, Reply
-from handlers.render import as_numbered, choice_hint, split_text
+from handlers.render import as_numbered, choice_hint, merge_replies, split_text
 
 
 def test_buttons_become_a_numbered_list_with_a_hint():
@@ -34,3 +34,16 @@ def test_long_text_splits_on_paragraphs_within_the_limit(limit):
 def test_a_word_longer_than_the_limit_is_cut():
     parts = split_text("a" * 250, 100)
     assert parts == ["a" * 100, "a" * 100, "a" * 50]
+
+
+def test_plain_replies_fold_into_the_next_one_within_the_limit():
+    from handlers.core import Attachment
+
+    buttons = Keyboard().add("Tiếp", "card:next").build()
+    replies = [Reply("✅ Đúng rồi!"), Reply("❓ Câu 2/5", buttons)]
+    assert merge_replies(replies, 100) == [Reply("✅ Đúng rồi!\n\n❓ Câu 2/5", buttons)]
+    assert merge_replies(replies, 15) == replies  # too long together: kept apart
+    with_file = [Reply("Báo cáo"), Reply("", attachment=Attachment("a.xlsx", b"x"))]
+    assert merge_replies(with_file, 100) == with_file
+    three = [Reply("a"), Reply("b"), Reply("c", buttons), Reply("d")]
+    assert merge_replies(three, 100) == [Reply("a\n\nb\n\nc", buttons), Reply("d")]

@@ -138,3 +138,22 @@ async def test_streak_counts_days_in_a_row():
     assert queries.streak(days, today) == 3
     assert queries.streak(days - {today}, today) == 2  # yesterday still counts until the day ends
     assert queries.streak(set(), today) == 0
+
+
+async def test_sqlite_transactions_take_the_write_lock_at_begin(sqlite_url):
+    """A read-then-write transaction holds the lock from its first read, so writers queue instead of failing."""
+    import sqlite3
+
+    from sqlalchemy.engine import make_url
+
+    db = Database(sqlite_url)
+    await migrate.upgrade(db.engine)
+    async with db.session() as session:
+        await queries.load_state(session, "console", "an", NOW)
+        other = sqlite3.connect(make_url(sqlite_url).database, timeout=0)
+        try:
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+        finally:
+            other.close()
+    await db.dispose()

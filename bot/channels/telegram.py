@@ -19,13 +19,13 @@ from telegram import (
     Update,
 )
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
-from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
+from telegram.ext import Application, ApplicationBuilder, BaseUpdateProcessor, ContextTypes, TypeHandler
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.settings import Settings
 from handlers.core import TELEGRAM, Incoming, Kind, Reply
 from handlers.dispatcher import Dispatcher
-from handlers.render import numbered_lines, split_text
+from handlers.render import merge_replies, numbered_lines, split_text
 from storage import queries
 from storage.db import Database
 
@@ -191,6 +191,39 @@ class ReplySender:
         return None
 
 
+class PerChatUpdateProcessor(BaseUpdateProcessor):
+    """Updates of different chats run concurrently; those of one chat run one after another, in order.
+
+    asyncio.Lock wakes waiters first come, first served, and PTB starts the tasks in arrival order.
+    """
+
+    def __init__(self, max_concurrent_updates: int) -> None:
+        super().__init__(max_concurrent_updates)
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._users: dict[int, int] = {}
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        chat = update.effective_chat if isinstance(update, Update) else None
+        if chat is None:
+            await coroutine
+            return
+        lock = self._locks.setdefault(chat.id, asyncio.Lock())
+        self._users[chat.id] = self._users.get(chat.id, 0) + 1
+        try:
+            async with lock:
+                await coroutine
+        finally:
+            self._users[chat.id] -= 1
+            if not self._users[chat.id]:  # forget idle chats so memory does not grow with users
+                del self._users[chat.id], self._locks[chat.id]
+
+    async def initialize(self) -> None:
+        """Nothing to set up."""
+
+    async def shutdown(self) -> None:
+        """Nothing to tear down."""
+
+
 class TelegramChannel:
     """The Telegram side of hocvuso: a PTB Application whose every update goes to the Dispatcher."""
 
@@ -208,6 +241,8 @@ class TelegramChannel:
             .base_file_url(f"{api}/file/bot")
             .connect_timeout(timeout).read_timeout(timeout).write_timeout(timeout).pool_timeout(timeout)
             .media_write_timeout(timeout * 2)
+            .concurrent_updates(PerChatUpdateProcessor(settings.telegram_concurrency))
+            .connection_pool_size(settings.telegram_concurrency)
         )
         if polling:
             builder = builder.get_updates_read_timeout(settings.telegram_poll_timeout + timeout)
@@ -263,12 +298,19 @@ class TelegramChannel:
             log.warning("could not set the command menu: %s", error)
 
     async def _on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
-        if update.callback_query is not None:
-            await self._acknowledge(update)
+        # The spinner is stopped while the answer is prepared, not before: one round trip less.
+        acknowledged = asyncio.create_task(self._acknowledge(update)) if update.callback_query else None
+        try:
+            await self._answer(update)
+        finally:
+            if acknowledged is not None:
+                await acknowledged
+
+    async def _answer(self, update: Update) -> None:
         incoming = to_incoming(update)
         if incoming is None:
             return
-        replies = await self.dispatcher.handle(incoming)
+        replies = merge_replies(await self.dispatcher.handle(incoming), TELEGRAM.text_limit)
         pressed = update.callback_query.message if update.callback_query is not None else None
         redraws_menu = pressed is not None and len(replies) == 1 and replies[0].buttons and not replies[0].attachment
         # A press that only redraws its menu (next card, a ticked organisation) edits the message it

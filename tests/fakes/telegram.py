@@ -81,6 +81,8 @@ class FakeTelegram:
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1000)
         self._changed = asyncio.Condition()
+        # One condition per chat, so a waiting user wakes only for its own messages (many users at once).
+        self._chat_changed: dict[int, asyncio.Condition] = defaultdict(asyncio.Condition)
         self._server = LocalServer(Starlette(routes=[
             Route("/bot{token}/{method}", self._endpoint, methods=["GET", "POST"]),
         ]))
@@ -160,6 +162,16 @@ class FakeTelegram:
         async def _until() -> None:
             async with self._changed:
                 await self._changed.wait_for(predicate)
+
+        await asyncio.wait_for(_until(), timeout)
+
+    async def wait_for_chat(self, chat_id: int, predicate, timeout: float = 10.0) -> None:
+        """Wait until `predicate()` holds, re-checked whenever the bot sends to this chat."""
+        condition = self._chat_changed[chat_id]
+
+        async def _until() -> None:
+            async with condition:
+                await condition.wait_for(predicate)
 
         await asyncio.wait_for(_until(), timeout)
 
@@ -319,6 +331,9 @@ class FakeTelegram:
         async with self._changed:
             self.sent[chat_id].append(sent)
             self._changed.notify_all()
+        condition = self._chat_changed[chat_id]
+        async with condition:
+            condition.notify_all()
         return message
 
     async def _api_sendMessage(self, params: dict[str, Any]) -> Any:
@@ -352,7 +367,7 @@ class FakeUser:
     async def expect(self, part: str, timeout: float = 10.0) -> Sent:
         """Wait for a new message containing `part`; later messages of the same answer count too."""
         sent = self.telegram.sent[self.chat_id]
-        await self.telegram.wait_for(lambda: any(part in s.text for s in sent[self.seen:]), timeout)
+        await self.telegram.wait_for_chat(self.chat_id, lambda: any(part in s.text for s in sent[self.seen:]), timeout)
         index = next(i for i in range(self.seen, len(sent)) if part in sent[i].text)
         self.seen = index + 1
         return sent[index]
