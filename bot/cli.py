@@ -116,6 +116,74 @@ def content_check(
     typer.echo(f"Nội dung hợp lệ: {len(catalog.courses)} khóa học, {lessons} bài học, {questions} câu hỏi.")
 
 
+def _content_root() -> Path:
+    from content.loader import CONTENT_DIR
+
+    return _settings().content_dir or CONTENT_DIR
+
+
+@content_app.command("export")
+def content_export(
+    file: Annotated[Path, typer.Argument(help="Tệp Excel sẽ ghi, ví dụ ngan-hang-cau-hoi.xlsx.")],
+) -> None:
+    """Xuất mọi bài học và câu hỏi ra một tệp Excel để cán bộ sửa."""
+    from content.spreadsheet import export_workbook
+
+    try:
+        catalog = load_catalog(_content_root())
+    except ContentError as exc:
+        _fail_on_content(exc)
+        return
+    export_workbook(catalog, file)
+    questions = sum(len(lesson.quiz) for lesson in catalog.lessons.values())
+    typer.echo(f"Đã xuất {len(catalog.lessons)} bài học, {questions} câu hỏi ra {file}.")
+
+
+@content_app.command("import")
+def content_import(
+    file: Annotated[Path, typer.Argument(help="Tệp Excel đã sửa (cùng mẫu với tệp xuất ra).")],
+) -> None:
+    """Nhập lại tệp Excel: chỉ ghi khi cả tệp hợp lệ; báo từng lỗi theo trang, dòng, cột."""
+    from content.spreadsheet import SpreadsheetError, import_workbook
+
+    try:
+        result = import_workbook(file, _content_root())
+    except SpreadsheetError as exc:
+        err.print(f"[red]Tệp có {len(exc.problems)} lỗi, chưa thay đổi gì:[/red]", highlight=False)
+        for problem in exc.problems:
+            err.print(f"  {problem}", highlight=False, markup=False)
+        raise typer.Exit(2) from None
+    typer.echo(f"Bài mới: {len(result.new)}; đã sửa: {len(result.changed)}; không đổi: {len(result.unchanged)}.")
+    for label, ids in (("Mới", result.new), ("Đã sửa", result.changed)):
+        if ids:
+            typer.echo(f"{label}: {', '.join(ids)}")
+
+
+@content_app.command("stats")
+def content_stats() -> None:
+    """Thống kê độ dài: số thẻ, số chữ mỗi thẻ, số câu hỏi của từng bài."""
+    from rich.table import Table
+
+    from content.stats import lesson_stats
+
+    try:
+        catalog = load_catalog(_content_root())
+    except ContentError as exc:
+        _fail_on_content(exc)
+        return
+    table = Table(title="Nội dung bài học")
+    for column in ("Mã bài", "Thẻ", "Chữ (tổng)", "Chữ/thẻ (TB)", "Chữ/thẻ (nhiều nhất)", "Ký tự/thẻ (nhiều nhất)",
+                   "Câu hỏi"):
+        table.add_column(column, justify="left" if column == "Mã bài" else "right")
+    rows = lesson_stats(catalog)
+    for row in rows:
+        table.add_row(row.lesson_id, str(row.cards), str(row.words), f"{row.words_per_card:.0f}",
+                      str(row.most_words_in_a_card), str(row.longest_card), str(row.questions))
+    table.add_row("Tổng", str(sum(r.cards for r in rows)), str(sum(r.words for r in rows)), "", "", "",
+                  str(sum(r.questions for r in rows)))
+    Console(width=140).print(table)
+
+
 def main() -> None:
     configure_logging(logging.WARNING)
     try:

@@ -42,6 +42,7 @@ class Catalog:
 
     courses: tuple[Course, ...]
     lessons: dict[str, Lesson] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)  # lesson or course id -> file, relative to the root
 
     @property
     def core_course(self) -> Course:
@@ -92,7 +93,7 @@ def load_catalog(directory: Path | None = None) -> Catalog:
     root = directory or CONTENT_DIR
     problems: list[ContentProblem] = []
     lessons: dict[str, Lesson] = {}
-    lesson_files: dict[str, str] = {}
+    files: dict[str, str] = {}
     for path in sorted((root / "lessons").glob("*.yaml")):
         lesson, found = _read_file(path, Lesson, root)
         problems.extend(found)
@@ -100,11 +101,12 @@ def load_catalog(directory: Path | None = None) -> Catalog:
             continue
         name = str(path.relative_to(root))
         if lesson.id in lessons:
-            problems.append(ContentProblem(name, "id", f"mã bài {lesson.id!r} đã dùng ở {lesson_files[lesson.id]}"))
+            problems.append(ContentProblem(name, "id", f"mã bài {lesson.id!r} đã dùng ở {files[lesson.id]}"))
             continue
         lessons[lesson.id] = lesson
-        lesson_files[lesson.id] = name
+        files[lesson.id] = name
     courses: list[Course] = []
+    course_files: dict[str, str] = {}
     for path in sorted((root / "courses").glob("*.yaml")):
         course, found = _read_file(path, Course, root)
         problems.extend(found)
@@ -115,10 +117,36 @@ def load_catalog(directory: Path | None = None) -> Catalog:
             if lesson_id not in lessons:
                 problems.append(ContentProblem(name, f"lessons[{index + 1}]", f"không có bài học mã {lesson_id!r}"))
         courses.append(course)
-    problems.extend(_catalog_problems(courses, lessons, lesson_files))
+        course_files.setdefault(course.id, name)
+    problems.extend(_catalog_problems(courses, lessons, files))
     if problems:
         raise ContentError(problems)
-    return Catalog(courses=tuple(courses), lessons=lessons)
+    return Catalog(courses=tuple(courses), lessons=lessons, files={**files, **_prefixed(course_files)})
+
+
+def _prefixed(course_files: dict[str, str]) -> dict[str, str]:
+    return {f"khoa:{course_id}": name for course_id, name in course_files.items()}
+
+
+def catalog_problems(courses: list[Course], lessons: dict[str, Lesson]) -> list[str]:
+    """What is wrong between courses and lessons: missing lessons, orphans, several core courses."""
+    messages: list[str] = []
+    if not courses:
+        return ["cần ít nhất một khóa học"]
+    if sum(course.core for course in courses) > 1:
+        messages.append("chỉ một khóa học được đánh dấu là khóa cơ bản (core: true)")
+    ids = [course.id for course in courses]
+    messages.extend(f"mã khóa {course_id!r} bị lặp" for course_id in sorted({c for c in ids if ids.count(c) > 1}))
+    for course in courses:
+        messages.extend(
+            f"khóa {course.id!r} liệt kê bài {lesson_id!r} nhưng không có bài này"
+            for lesson_id in course.lessons if lesson_id not in lessons
+        )
+    reachable = {lesson_id for course in courses for lesson_id in course.lessons}
+    messages.extend(
+        f"bài {lesson_id!r} không thuộc khóa học nào" for lesson_id in lessons if lesson_id not in reachable
+    )
+    return messages
 
 
 def _catalog_problems(
@@ -130,7 +158,7 @@ def _catalog_problems(
     if sum(course.core for course in courses) > 1:
         problems.append(ContentProblem("courses/", "core", "chỉ một khóa học được đánh dấu core: true"))
     ids = [course.id for course in courses]
-    for course_id in {c for c in ids if ids.count(c) > 1}:
+    for course_id in sorted({c for c in ids if ids.count(c) > 1}):
         problems.append(ContentProblem("courses/", "id", f"mã khóa {course_id!r} bị lặp"))
     reachable = {lesson_id for course in courses for lesson_id in course.lessons}
     for lesson_id, name in lesson_files.items():
