@@ -26,6 +26,7 @@ def handler_config(settings: Settings) -> HandlerConfig:
         pass_percent=settings.pass_percent,
         household_code_length=settings.household_code_length,
         max_text_length=settings.max_text_length,
+        review_after_days=settings.review_after_days,
     )
 
 

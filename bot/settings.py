@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     household_code_length: int = Field(default=6, ge=5, le=9)
     pass_percent: int = Field(default=80, ge=1, le=100)
     max_text_length: int = Field(default=1000, ge=100)
+    review_after_days: int = Field(default=3, ge=1, le=60)
 
     telegram_token: SecretStr | None = None
     telegram_api_url: str = "https://api.telegram.org"

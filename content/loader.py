@@ -51,6 +51,9 @@ class Catalog:
     def lesson(self, lesson_id: str) -> Lesson | None:
         return self.lessons.get(lesson_id)
 
+    def course(self, course_id: str) -> Course | None:
+        return next((course for course in self.courses if course.id == course_id), None)
+
     def ordered_lessons(self) -> list[Lesson]:
         """Lessons in course order, each once."""
         seen: dict[str, Lesson] = {}

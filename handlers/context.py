@@ -30,6 +30,7 @@ class HandlerConfig:
     pass_percent: int = 80
     household_code_length: int = 6
     max_text_length: int = 1000
+    review_after_days: int = 3
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from handlers import account, home, learning, quiz, registration, texts
+from handlers import account, home, learning, quiz, registration, review, texts
 from handlers.context import Services, Turn
 from handlers.core import Incoming, Keyboard, Kind, Reply
 from handlers.registry import Registry, Replies
@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 def build_registry() -> Registry:
     """Every conversation of hocvuso, registered explicitly in menu order."""
     registry = Registry()
-    for module in (home, learning, quiz, registration, account):
+    for module in (home, learning, quiz, review, registration, account):
         module.register(registry)
     return registry
 

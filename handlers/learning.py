@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from content.schema import Lesson
-from handlers import texts
+from handlers import review, texts
 from handlers.context import Turn
 from handlers.core import Keyboard, Reply
 from handlers.quiz import resume_quiz
@@ -25,23 +25,54 @@ STARTED_MARK = "⏳"
 NEW_MARK = "▫️"
 
 
-async def show_lesson_list(turn: Turn, _arg: str = "") -> Replies:
-    course = turn.catalog.core_course
-    lessons = turn.catalog.ordered_lessons()
-    progress = {}
-    if turn.person is not None:
-        progress = await queries.progress_of(turn.session, turn.person.id)  # type: ignore[arg-type]
+COURSE_LIST = "📚 Chọn khóa học:"
+COURSE_LINE = "{mark} {title} ({done}/{total})"
+
+
+async def show_lesson_list(turn: Turn, course_id: str = "") -> Replies:
+    """/hoc: the courses when there are several, else the lessons of the one course."""
+    course = turn.catalog.course(course_id) if course_id else None
+    if course is None and len(turn.catalog.courses) > 1:
+        return await _show_courses(turn)
+    course = course or turn.catalog.core_course
+    progress = await _progress(turn)
     keyboard = Keyboard()
-    for lesson in lessons:
-        keyboard.add(f"{_mark(progress.get(lesson.id))} {lesson.title}", f"lesson:{lesson.id}")
+    due = await review.due_keys(turn)
+    if due:
+        keyboard.add(*review.review_button(len(due)))
+    for lesson_id in course.lessons:
+        lesson = turn.catalog.lesson(lesson_id)
+        if lesson is not None:
+            keyboard.add(f"{_mark(progress.get(lesson.id))} {lesson.title}", f"lesson:{lesson.id}")
+    if len(turn.catalog.courses) > 1:
+        keyboard.add("📚 Các khóa học", "hoc")
     keyboard.add(texts.BTN_MENU, "menu")
-    turn.goto("lessons")
+    turn.goto("lessons", course=course.id)
     if turn.person is None:
         header = LESSON_LIST_GUEST.format(course=course.title)
     else:
         done = sum(1 for lesson_id in course.lessons if _is_done(progress.get(lesson_id)))
         header = LESSON_LIST.format(course=course.title, done=done, total=len(course.lessons))
     return [Reply(header, keyboard.build())]
+
+
+async def _progress(turn: Turn) -> dict:
+    if turn.person is None:
+        return {}
+    return await queries.progress_of(turn.session, turn.person.id)  # type: ignore[arg-type]
+
+
+async def _show_courses(turn: Turn) -> Replies:
+    progress = await _progress(turn)
+    keyboard = Keyboard()
+    for course in turn.catalog.courses:
+        done = sum(1 for lesson_id in course.lessons if _is_done(progress.get(lesson_id)))
+        mark = DONE_MARK if done == len(course.lessons) else ("⭐" if course.core else "📘")
+        keyboard.add(COURSE_LINE.format(mark=mark, title=course.title, done=done, total=len(course.lessons)),
+                     f"hoc:{course.id}")
+    keyboard.add(texts.BTN_MENU, "menu")
+    turn.goto("lessons")
+    return [Reply(COURSE_LIST, keyboard.build())]
 
 
 def _is_done(progress: object) -> bool:
@@ -106,7 +137,7 @@ async def on_card(turn: Turn, arg: str) -> Replies:
 
 
 async def view_lessons(turn: Turn) -> Replies:
-    return await show_lesson_list(turn)
+    return await show_lesson_list(turn, str(turn.data.get("course", "")))
 
 
 def register(registry: Registry) -> None:

@@ -156,13 +156,12 @@ async def _finish(turn: Turn, lesson: Lesson) -> Replies:
     total = len(questions)
     score = _score(correct, total)
     passed = correct * 100 >= turn.config.pass_percent * total
-    course_done = await _record_result(turn, lesson, correct, total, score, passed)
+    courses_done = await _record_result(turn, lesson, correct, total, score, passed)
     turn.goto("quiz_result", lesson=lesson.id)
     keyboard = Keyboard()
     if passed:
         replies = [Reply(PASSED.format(correct=correct, total=total, score=score, title=lesson.title))]
-        if course_done:
-            replies.append(Reply(COURSE_DONE.format(course=turn.catalog.core_course.title)))
+        replies.extend(Reply(COURSE_DONE.format(course=title)) for title in courses_done)
         following = _next_lesson(turn, lesson)
         if following is not None:
             keyboard.add(BTN_NEXT_LESSON.format(title=following.title), f"lesson:{following.id}")
@@ -180,15 +179,17 @@ async def _finish(turn: Turn, lesson: Lesson) -> Replies:
     return [*replies, Reply(last.text, keyboard.build())]
 
 
-async def _record_result(turn: Turn, lesson: Lesson, correct: int, total: int, score: int, passed: bool) -> bool:
-    """Close the attempt and update progress; True when this result completes the core course."""
+async def _record_result(
+    turn: Turn, lesson: Lesson, correct: int, total: int, score: int, passed: bool
+) -> list[str]:
+    """Close the attempt and update progress; returns the titles of the courses this result completes."""
     person = turn.person
     attempt_id = turn.data.get("attempt")
     if person is None or attempt_id is None:
-        return False
+        return []
     attempt = await turn.session.get(QuizAttempt, attempt_id)
     if attempt is None or attempt.finished_at is not None:
-        return False
+        return []
     attempt.correct, attempt.total, attempt.score, attempt.passed = correct, total, score, passed
     attempt.finished_at = turn.now
     turn.session.add(attempt)
@@ -197,26 +198,31 @@ async def _record_result(turn: Turn, lesson: Lesson, correct: int, total: int, s
     if not passed:
         turn.session.add(progress)
         await queries.log_activity(turn.session, person, "quiz_failed", turn.now, lesson.id, str(score))
-        return False
+        return []
     already_completed = progress.status == "completed"
     progress.status = "completed"
     progress.completed_at = progress.completed_at or turn.now
     turn.session.add(progress)
     await queries.log_activity(turn.session, person, "lesson_finished", turn.now, lesson.id, str(score))
     if already_completed:
-        return False
-    return await _completes_core_course(turn, progress)
+        return []
+    return await _completed_courses(turn, progress)
 
 
-async def _completes_core_course(turn: Turn, just_done: LessonProgress) -> bool:
-    course = turn.catalog.core_course
-    if just_done.lesson_id not in course.lessons:
-        return False
+async def _completed_courses(turn: Turn, just_done: LessonProgress) -> list[str]:
+    """Courses that this lesson completes; each is logged once as `course_finished`.
+
+    The core course's `course_finished` is what reports count as "has basic digital skills".
+    """
     progress = await queries.progress_of(turn.session, turn.person.id)  # type: ignore[union-attr,arg-type]
-    if all(progress.get(lid) is not None and progress[lid].status == "completed" for lid in course.lessons):
-        await queries.log_activity(turn.session, turn.person, "course_finished", turn.now, None, course.id)
-        return True
-    return False
+    finished = []
+    for course in turn.catalog.courses:
+        if just_done.lesson_id not in course.lessons:
+            continue
+        if all(progress.get(lid) is not None and progress[lid].status == "completed" for lid in course.lessons):
+            await queries.log_activity(turn.session, turn.person, "course_finished", turn.now, None, course.id)
+            finished.append(course.title)
+    return finished
 
 
 def _next_lesson(turn: Turn, lesson: Lesson) -> Lesson | None:

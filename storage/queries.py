@@ -311,3 +311,34 @@ async def is_blocked(session: AsyncSession, channel: str, external_id: str) -> b
         )
     )
     return bool(result.first())
+
+
+async def latest_answers(session: AsyncSession, person_id: int) -> dict[str, Answer]:
+    """The person's most recent answer to each question they ever answered, by question key."""
+    result = await session.exec(
+        select(Answer)
+        .join(QuizAttempt, col(QuizAttempt.id) == col(Answer.attempt_id))
+        .where(QuizAttempt.person_id == person_id)
+        .order_by(col(Answer.answered_at), col(Answer.id))
+    )
+    return {answer.question_id: answer for answer in result.all()}
+
+
+async def due_for_review(session: AsyncSession, person_id: int, now: datetime, after: timedelta) -> list[str]:
+    """Questions whose latest answer was wrong and at least `after` ago, the oldest first.
+
+    Answering one right takes it off the list; answering it wrong again brings it back `after` later.
+    """
+    latest = await latest_answers(session, person_id)
+    due = [a for a in latest.values() if not a.correct and a.answered_at <= now - after]
+    return [answer.question_id for answer in sorted(due, key=lambda a: (a.answered_at, a.id or 0))]
+
+
+async def open_review(session: AsyncSession, person_id: int) -> QuizAttempt | None:
+    result = await session.exec(
+        select(QuizAttempt)
+        .where(QuizAttempt.person_id == person_id, QuizAttempt.kind == "review",
+               col(QuizAttempt.finished_at).is_(None))
+        .order_by(col(QuizAttempt.id).desc())
+    )
+    return result.first()

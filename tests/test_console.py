@@ -55,3 +55,25 @@ def test_bad_settings_stop_start_up_with_one_line(workdir):
                             cwd=workdir, env=env, timeout=60, check=False)
     assert result.returncode == 2
     assert result.stderr.strip() == "Cài đặt HOCVUSO_TIMEZONE không hợp lệ: Value error, không biết múi giờ 'X/Y'"
+
+
+async def test_all_twelve_lessons_can_be_completed_in_the_console(services):
+    """The whole core course, scripted through the real console channel."""
+    import io
+
+    from bot.channels.console import run_console
+    from handlers.dispatcher import Dispatcher
+
+    lines = ["/start", "1", "Nguyễn Văn An", "1", "1", "3", "15", "2"]
+    lessons = services.catalog.ordered_lessons()
+    for number, lesson in enumerate(lessons, start=1):
+        lines += ["/hoc", str(number)] + ["1"] * (len(lesson.cards) - 1) + ["1"]
+        lines += [str(question.correct_index + 1) for question in lesson.quiz]
+    lines.append("/tiendo")
+    output = io.StringIO()
+    await run_console(Dispatcher(services), "an", io.StringIO("\n".join(lines) + "\n"), output)
+    transcript = output.getvalue()
+    for lesson in lessons:
+        assert f'Bạn đã hoàn thành bài "{lesson.title}"' in transcript, lesson.id
+    assert "Chúc mừng! Bạn đã hoàn thành cả Khóa kỹ năng số cơ bản" in transcript
+    assert f"đã xong {len(lessons)}/{len(lessons)} bài" in transcript

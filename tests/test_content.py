@@ -107,3 +107,26 @@ def test_content_check_command_reports_ok_and_errors(content_copy):
     bad = runner.invoke(app, ["content", "check", str(content_copy)])
     assert bad.exit_code == 2
     assert "quiz" in bad.output
+
+
+def test_every_message_and_button_the_content_makes_fits_every_channel():
+    """Cards with their header fit Zalo's 2000 characters; every action fits Telegram's 64 bytes."""
+    from handlers.core import ZALO
+
+    catalog = load_catalog()
+    for lesson in catalog.lessons.values():
+        for card in lesson.cards:
+            assert len(f"📖 {lesson.title} (6/6)\n\n{card}") <= ZALO.text_limit
+        actions = [f"lesson:{lesson.id}", f"quiz:start:{lesson.id}"]
+        actions += [f"qa:{q.id}:{i}" for q in lesson.quiz for i in range(len(q.options))]
+        assert all(len(action.encode()) <= 64 for action in actions), lesson.id
+    for course in catalog.courses:
+        assert len(f"hoc:{course.id}".encode()) <= 64
+
+
+def test_the_longest_ids_the_schema_allows_still_fit_telegram():
+    from content.schema import OPTIONS_MAX, Slug
+
+    longest = "x" * Slug.__metadata__[0].max_length
+    assert len(f"quiz:start:{longest}".encode()) <= 64
+    assert len(f"qa:{longest}:{OPTIONS_MAX - 1}".encode()) <= 64
