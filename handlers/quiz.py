@@ -95,11 +95,23 @@ async def view_quiz(turn: Turn) -> Replies:
     if position is None:
         return await _finish(turn, lesson)
     number, question = position
+    text = QUESTION.format(number=number, total=len(turn.data["order"]), question=question.question)
+    return [question_reply(text, question, f"qa:{question.id}")]
+
+
+def question_reply(text: str, question: Question, action_prefix: str) -> Reply:
+    """A question with one button per option; the option's index ends the action."""
     keyboard = Keyboard()
     for index, option in enumerate(question.options):
-        keyboard.add(option.text, f"qa:{question.id}:{index}")
-    text = QUESTION.format(number=number, total=len(turn.data["order"]), question=question.question)
-    return [Reply(text, keyboard.build())]
+        keyboard.add(option.text, f"{action_prefix}:{index}")
+    return Reply(text, keyboard.build())
+
+
+def feedback(question: Question, choice: int) -> str:
+    """Right or wrong, with the explanation that teaches."""
+    if choice == question.correct_index:
+        return RIGHT.format(explanation=question.explanation)
+    return WRONG.format(answer=question.options[question.correct_index].text, explanation=question.explanation)
 
 
 async def on_answer(turn: Turn, arg: str) -> Replies:
@@ -114,13 +126,8 @@ async def on_answer(turn: Turn, arg: str) -> Replies:
     choice = int(option_text)
     if choice >= len(question.options):
         return [Reply(texts.STALE_BUTTON), *await view_quiz(turn)]
-    correct = choice == question.correct_index
-    await _save_answer(turn, lesson, question, choice, correct)
-    if correct:
-        feedback = RIGHT.format(explanation=question.explanation)
-    else:
-        feedback = WRONG.format(answer=question.options[question.correct_index].text, explanation=question.explanation)
-    return [Reply(feedback), *await view_quiz(turn)]
+    await _save_answer(turn, lesson, question, choice, choice == question.correct_index)
+    return [Reply(feedback(question, choice)), *await view_quiz(turn)]
 
 
 async def _save_answer(turn: Turn, lesson: Lesson, question: Question, choice: int, correct: bool) -> None:

@@ -9,7 +9,7 @@ from handlers import texts
 from handlers.context import Turn
 from handlers.core import Keyboard, Reply
 from handlers.home import show_main_menu
-from handlers.quiz import RIGHT, WRONG
+from handlers.quiz import feedback, question_reply
 from handlers.registry import Registry, Replies
 from storage import queries
 from storage.models import Answer, QuizAttempt
@@ -80,11 +80,8 @@ async def view_review(turn: Turn) -> Replies:
     if position is None:
         return await _finish(turn)
     number, _, question = position
-    keyboard = Keyboard()
-    for index, option in enumerate(question.options):
-        keyboard.add(option.text, f"rv:{number}:{index}")
     text = QUESTION.format(number=number, total=len(turn.data["order"]), question=question.question)
-    return [Reply(text, keyboard.build())]
+    return [question_reply(text, question, f"rv:{number}")]
 
 
 async def on_review(turn: Turn, arg: str) -> Replies:
@@ -110,11 +107,7 @@ async def on_review_answer(turn: Turn, arg: str) -> Replies:
                             correct=correct, answered_at=turn.now))
     await queries.log_activity(turn.session, turn.person, "answer_given", turn.now, key.partition("/")[0],
                                f"on-tap:{'dung' if correct else 'sai'}")
-    if correct:
-        feedback = RIGHT.format(explanation=question.explanation)
-    else:
-        feedback = WRONG.format(answer=question.options[question.correct_index].text, explanation=question.explanation)
-    return [Reply(feedback), *await view_review(turn)]
+    return [Reply(feedback(question, choice)), *await view_review(turn)]
 
 
 async def _finish(turn: Turn) -> Replies:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -54,6 +55,17 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         yield url
     finally:
         await _drop_pg_database(url)
+
+
+@pytest.fixture
+def content_copy(tmp_path: Path) -> Path:
+    """A writable copy of the shipped lessons and courses."""
+    from content.loader import CONTENT_DIR
+
+    target = tmp_path / "content"
+    shutil.copytree(CONTENT_DIR / "lessons", target / "lessons")
+    shutil.copytree(CONTENT_DIR / "courses", target / "courses")
+    return target
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -10,16 +9,8 @@ import yaml
 from typer.testing import CliRunner
 
 from bot.cli import app
-from content.loader import CONTENT_DIR, ContentError, load_catalog
+from content.loader import ContentError, load_catalog
 from content.schema import CARD_MAX, EXPLANATION_MAX, OPTION_MAX, TITLE_MAX
-
-
-@pytest.fixture
-def content_copy(tmp_path: Path) -> Path:
-    target = tmp_path / "content"
-    shutil.copytree(CONTENT_DIR / "lessons", target / "lessons")
-    shutil.copytree(CONTENT_DIR / "courses", target / "courses")
-    return target
 
 
 def edit_lesson(root: Path, name: str, change) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -10,16 +9,13 @@ from openpyxl import load_workbook
 from typer.testing import CliRunner
 
 from bot.cli import app
-from content.loader import CONTENT_DIR, load_catalog
+from content.loader import load_catalog
 from content.spreadsheet import QUESTIONS, SpreadsheetError, export_workbook, import_workbook
 
 
 @pytest.fixture
-def content(tmp_path: Path) -> Path:
-    root = tmp_path / "content"
-    shutil.copytree(CONTENT_DIR / "lessons", root / "lessons")
-    shutil.copytree(CONTENT_DIR / "courses", root / "courses")
-    return root
+def content(content_copy: Path) -> Path:
+    return content_copy
 
 
 @pytest.fixture
