@@ -49,8 +49,7 @@ class Dispatcher:
                 session, incoming.channel, incoming.delivery_key, now
             ):
                 return []  # a redelivery of an update already answered
-            state = await queries.load_state(session, incoming.channel, incoming.user_id, now)
-            person = await queries.person_for(session, incoming.channel, incoming.user_id)
+            state, person = await queries.load_chat(session, incoming.channel, incoming.user_id, now)
             turn = Turn(incoming, session, state, person, self.services, now)
             replies = await self._route(turn)
             state.menu = next((reply.actions for reply in reversed(replies) if reply.buttons), [])

@@ -141,10 +141,6 @@ async def _save_answer(turn: Turn, lesson: Lesson, question: Question, choice: i
             correct=correct, answered_at=turn.now,
         )
     )
-    attempt = await turn.session.get(QuizAttempt, attempt_id)
-    if attempt is not None and correct:
-        attempt.correct += 1
-        turn.session.add(attempt)
     await queries.log_activity(
         turn.session, turn.person, "answer_given", turn.now, lesson.id, f"{question.id}:{'dung' if correct else 'sai'}"
     )

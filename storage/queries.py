@@ -6,7 +6,7 @@ import random
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta, tzinfo
 
-from sqlalchemy import delete, func, update
+from sqlalchemy import and_, delete, func, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
@@ -86,6 +86,35 @@ async def load_state(session: AsyncSession, channel: str, external_id: str, now:
         session.add(state)
         await session.flush()
     return state
+
+
+async def load_chat(
+    session: AsyncSession, channel: str, external_id: str, now: datetime
+) -> tuple[ConversationState, Person | None]:
+    """The chat's state (created on first contact) and the consenting person behind it, in one query.
+
+    A chat that writes to us is no longer blocked. The state row is read FOR UPDATE (PostgreSQL;
+    SQLite already holds the write lock), so two workers given two messages of one chat take turns.
+    """
+    row = (
+        await session.exec(
+            select(ConversationState, Person, ChannelAccount)
+            .outerjoin(ChannelAccount, and_(
+                col(ChannelAccount.channel) == col(ConversationState.channel),
+                col(ChannelAccount.external_id) == col(ConversationState.external_id),
+            ))
+            .outerjoin(Person, col(Person.id) == col(ChannelAccount.person_id))
+            .where(ConversationState.channel == channel, ConversationState.external_id == external_id)
+            .with_for_update(of=ConversationState)
+        )
+    ).first()
+    if row is None:
+        return await load_state(session, channel, external_id, now), await person_for(session, channel, external_id)
+    state, person, account = row
+    if account is not None and account.blocked:
+        account.blocked = False
+        session.add(account)
+    return state, person
 
 
 async def person_for(session: AsyncSession, channel: str, external_id: str) -> Person | None:
