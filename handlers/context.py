@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -77,5 +77,6 @@ class Turn:
         return self.services.config
 
     @property
-    def today(self):
+    def today(self) -> date:
+        """Today in the commune's time zone."""
         return self.now.astimezone(self.config.zone).date()
