@@ -55,6 +55,11 @@ class Reply:
     text: str
     buttons: tuple[tuple[Button, ...], ...] = ()
     attachment: Attachment | None = None
+    # Something to keep (a household code, a result): always its own message, never merged or edited away.
+    standalone: bool = False
+    # The same screen redrawn after a press on it (next card, a ticked box): a channel may edit the
+    # pressed message in place instead of sending a new one.
+    redraw: bool = False
 
     @property
     def actions(self) -> list[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from content.schema import Lesson
 from handlers import review, texts
 from handlers.context import Turn
@@ -133,7 +135,7 @@ async def on_card(turn: Turn, arg: str) -> Replies:
     elif arg == "prev" and index > 0:
         index -= 1
     turn.update(index=index)
-    return await view_card(turn)
+    return [replace(reply, redraw=True) for reply in await view_card(turn)]
 
 
 async def view_lessons(turn: Turn) -> Replies:

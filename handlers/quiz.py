@@ -164,7 +164,7 @@ async def _finish(turn: Turn, lesson: Lesson) -> Replies:
     keyboard = Keyboard()
     if passed:
         replies = [Reply(PASSED.format(correct=correct, total=total, score=score, title=lesson.title))]
-        replies.extend(Reply(COURSE_DONE.format(course=title)) for title in courses_done)
+        replies.extend(Reply(COURSE_DONE.format(course=title), standalone=True) for title in courses_done)
         following = _next_lesson(turn, lesson)
         if following is not None:
             keyboard.add(BTN_NEXT_LESSON.format(title=following.title), f"lesson:{following.id}")

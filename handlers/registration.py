@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from content.schema import GROUP_LABELS, CitizenGroup
 from handlers import texts
@@ -92,9 +93,12 @@ async def _enter(turn: Turn, step: str, flow: str) -> Replies:
     return await VIEWS[step](turn)
 
 
-async def _after(turn: Turn, step: str, note: str | None = None) -> Replies:
-    """Next question at registration; back to the settings list from /caidat."""
-    notes = [Reply(note)] if note else []
+async def _after(turn: Turn, step: str, note: str | None = None, *, keep: bool = False) -> Replies:
+    """Next question at registration; back to the settings list from /caidat.
+
+    `keep` marks a note worth keeping in the chat (the household code to share with the family).
+    """
+    notes = [Reply(note, standalone=keep)] if note else []
     if turn.data.get("flow") == "settings":
         return [*notes, *await show_settings(turn, SAVED)]
     position = ORDER.index(step)
@@ -210,7 +214,8 @@ async def on_household(turn: Turn, arg: str) -> Replies:
             turn.session, person.village_id, turn.services.random, turn.config.household_code_length, turn.now
         )
         await _move_to_household(turn, household, head=True, previous=previous)
-        return await _after(turn, "ask_household", CREATED_HOUSEHOLD.format(spoken=spoken_code(household.code)))
+        created = CREATED_HOUSEHOLD.format(spoken=spoken_code(household.code))
+        return await _after(turn, "ask_household", created, keep=True)
     if arg == "leave":
         await _move_to_household(turn, None, head=False, previous=person.household_id)
         return await _after(turn, "ask_household", LEFT_HOUSEHOLD)
@@ -282,7 +287,7 @@ async def on_org(turn: Turn, arg: str) -> Replies:
     chosen = set(turn.data.get("chosen", []))
     chosen ^= {organisation.id}
     turn.update(chosen=sorted(chosen))  # type: ignore[type-var]
-    return await view_orgs(turn)
+    return [replace(reply, redraw=True) for reply in await view_orgs(turn)]
 
 
 # --- VNeID --------------------------------------------------------------------------------------

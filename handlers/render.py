@@ -38,11 +38,12 @@ def merge_replies(replies: list[Reply], limit: int) -> list[Reply]:
     for reply in replies:
         if pending is not None:
             combined = f"{pending.text}\n\n{reply.text}"
-            if len(combined) <= limit and pending.attachment is None and reply.attachment is None:
-                reply = Reply(combined, reply.buttons, None)
+            if len(combined) <= limit and reply.attachment is None and not reply.standalone:
+                reply = Reply(combined, reply.buttons, None, redraw=reply.redraw)
             else:
                 merged.append(pending)
-        pending = reply if not reply.buttons and reply.attachment is None else None
+        foldable = not reply.buttons and reply.attachment is None and not reply.standalone
+        pending = reply if foldable else None
         if pending is None:
             merged.append(reply)
     if pending is not None:

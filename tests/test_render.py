@@ -47,3 +47,10 @@ def test_plain_replies_fold_into_the_next_one_within_the_limit():
     assert merge_replies(with_file, 100) == with_file
     three = [Reply("a"), Reply("b"), Reply("c", buttons), Reply("d")]
     assert merge_replies(three, 100) == [Reply("a\n\nb\n\nc", buttons), Reply("d")]
+
+
+def test_a_standalone_reply_is_never_folded():
+    buttons = Keyboard().add("Xong", "org:done").build()
+    code = Reply("Mã hộ của nhà bạn là: 123 456", standalone=True)
+    replies = [Reply("Cảm ơn"), code, Reply("Bạn là thành viên của tổ chức nào?", buttons)]
+    assert merge_replies(replies, 2000) == replies

@@ -317,3 +317,16 @@ def test_hocvuso_run_without_a_token_says_what_to_set(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["run"])
     assert result.exit_code == 2
     assert "HOCVUSO_TELEGRAM_TOKEN" in result.output
+
+
+async def test_cards_and_ticks_edit_their_message_but_the_household_code_stays(polling, telegram):
+    resident = Resident(telegram, 5012)
+    await register(resident)
+    code_message = next(s for s in telegram.sent[5012] if "Mã hộ của nhà bạn là" in s.text)
+    edited_ids = {int(call["message_id"]) for call in telegram.methods_called("editMessageText")}
+    assert edited_ids and code_message.message_id not in edited_ids  # the org ticks were edits
+    assert code_message.buttons == []  # its own message, not folded into the organisations question
+    await resident.presses("Học bài đầu tiên", "(1/")
+    before = len(telegram.methods_called("editMessageText"))
+    await resident.presses("Tiếp", "(2/")
+    assert len(telegram.methods_called("editMessageText")) == before + 1

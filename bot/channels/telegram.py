@@ -312,10 +312,10 @@ class TelegramChannel:
             return
         replies = merge_replies(await self.dispatcher.handle(incoming), TELEGRAM.text_limit)
         pressed = update.callback_query.message if update.callback_query is not None else None
-        redraws_menu = pressed is not None and len(replies) == 1 and replies[0].buttons and not replies[0].attachment
-        # A press that only redraws its menu (next card, a ticked organisation) edits the message it
-        # was pressed on, so a small screen is not filled with copies.
-        if redraws_menu and await self.sender.edit(int(incoming.user_id), pressed.message_id, replies[0]):
+        # A press that redraws its own screen (next card, a ticked organisation) edits the message it
+        # was pressed on, so a small screen is not filled with copies; anything else is a new message.
+        redraw = pressed is not None and len(replies) == 1 and replies[0].redraw and not replies[0].attachment
+        if redraw and await self.sender.edit(int(incoming.user_id), pressed.message_id, replies[0]):
             return
         await self.sender.send_replies(int(incoming.user_id), replies)
 
