@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 
@@ -68,6 +68,11 @@ class Reply:
     @property
     def labels(self) -> list[str]:
         return [button.label for row in self.buttons for button in row]
+
+
+def redrawn(replies: list[Reply]) -> list[Reply]:
+    """Mark replies as the same screen redrawn after a press on it (see `Reply.redraw`)."""
+    return [replace(reply, redraw=True) for reply in replies]
 
 
 @dataclass(frozen=True)

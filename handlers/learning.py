@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from content.schema import Lesson
 from handlers import review, texts
 from handlers.context import Turn
-from handlers.core import Keyboard, Reply
+from handlers.core import Keyboard, Reply, redrawn
 from handlers.quiz import resume_quiz
 from handlers.registry import Registry, Replies
 from storage import queries
@@ -135,7 +133,7 @@ async def on_card(turn: Turn, arg: str) -> Replies:
     elif arg == "prev" and index > 0:
         index -= 1
     turn.update(index=index)
-    return [replace(reply, redraw=True) for reply in await view_card(turn)]
+    return redrawn(await view_card(turn))
 
 
 async def view_lessons(turn: Turn) -> Replies:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from content.schema import Lesson, Question
 from handlers import texts
 from handlers.context import Turn
-from handlers.core import Keyboard, Reply
+from handlers.core import Keyboard, Reply, redrawn
 from handlers.home import show_main_menu
 from handlers.registry import Registry, Replies
 from storage import queries
@@ -127,7 +127,8 @@ async def on_answer(turn: Turn, arg: str) -> Replies:
     if choice >= len(question.options):
         return [Reply(texts.STALE_BUTTON), *await view_quiz(turn)]
     await _save_answer(turn, lesson, question, choice, choice == question.correct_index)
-    return [Reply(feedback(question, choice)), *await view_quiz(turn)]
+    # The answered question is replaced by its feedback and the next question (or the result).
+    return redrawn([Reply(feedback(question, choice)), *await view_quiz(turn)])
 
 
 async def _save_answer(turn: Turn, lesson: Lesson, question: Question, choice: int, correct: bool) -> None:

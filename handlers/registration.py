@@ -6,12 +6,11 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 
 from content.schema import GROUP_LABELS, CitizenGroup
 from handlers import texts
 from handlers.context import Turn
-from handlers.core import Keyboard, Reply
+from handlers.core import Keyboard, Reply, redrawn
 from handlers.home import consent_reply, show_main_menu
 from handlers.registry import Registry, Replies
 from storage import queries
@@ -102,8 +101,8 @@ async def _after(turn: Turn, step: str, note: str | None = None, *, keep: bool =
     if turn.data.get("flow") == "settings":
         return [*notes, *await show_settings(turn, SAVED)]
     position = ORDER.index(step)
-    if position + 1 < len(ORDER):
-        return [*notes, *await _enter(turn, ORDER[position + 1], flow="register")]
+    if position + 1 < len(ORDER):  # the registration questions replace each other on one screen
+        return redrawn([*notes, *await _enter(turn, ORDER[position + 1], flow="register")])
     await queries.log_activity(turn.session, turn.person, "registered", turn.now)
     first = turn.catalog.core_course.lessons[0]
     turn.goto("main")
@@ -287,7 +286,7 @@ async def on_org(turn: Turn, arg: str) -> Replies:
     chosen = set(turn.data.get("chosen", []))
     chosen ^= {organisation.id}
     turn.update(chosen=sorted(chosen))  # type: ignore[type-var]
-    return [replace(reply, redraw=True) for reply in await view_orgs(turn)]
+    return redrawn(await view_orgs(turn))
 
 
 # --- VNeID --------------------------------------------------------------------------------------

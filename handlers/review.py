@@ -7,7 +7,7 @@ from datetime import timedelta
 from content.schema import Question
 from handlers import texts
 from handlers.context import Turn
-from handlers.core import Keyboard, Reply
+from handlers.core import Keyboard, Reply, redrawn
 from handlers.home import show_main_menu
 from handlers.quiz import feedback, question_reply
 from handlers.registry import Registry, Replies
@@ -107,7 +107,7 @@ async def on_review_answer(turn: Turn, arg: str) -> Replies:
                             correct=correct, answered_at=turn.now))
     await queries.log_activity(turn.session, turn.person, "answer_given", turn.now, key.partition("/")[0],
                                f"on-tap:{'dung' if correct else 'sai'}")
-    return [Reply(feedback(question, choice)), *await view_review(turn)]
+    return redrawn([Reply(feedback(question, choice)), *await view_review(turn)])
 
 
 async def _finish(turn: Turn) -> Replies:
