@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from bot.settings import Settings
 from content.loader import load_catalog
 from handlers.context import Clock, HandlerConfig, Services
-from handlers.dispatcher import Dispatcher
 from storage import migrate, queries
 from storage.db import Database
 
@@ -51,6 +50,3 @@ async def build_services(
     # Household codes must not be guessable, so the default source is the OS's.
     return Services(database, catalog, handler_config(settings), clock, rng or random.SystemRandom())
 
-
-async def build_dispatcher(settings: Settings, **kwargs: object) -> Dispatcher:
-    return Dispatcher(await build_services(settings, **kwargs))  # type: ignore[arg-type]

@@ -23,7 +23,6 @@ SCORES_HEADER = "• Điểm bài kiểm tra gần đây:"
 SCORE_LINE = "   – {title}: {score}% {mark}"
 NO_SCORES = "• Bạn chưa làm bài kiểm tra nào."
 PROGRESS_GUEST = "Bạn chưa đăng ký nên mình không lưu tiến độ. Đăng ký để theo dõi kết quả nhé."
-NEXT_UP = "Bài nên học tiếp: {title}"
 BTN_CONTINUE = "▶️ Học tiếp: {title}"
 
 MY_DATA = (

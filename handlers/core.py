@@ -98,9 +98,5 @@ class Keyboard:
         self.rows.append((Button(label, action),))
         return self
 
-    def pair(self, first: tuple[str, str], second: tuple[str, str]) -> Keyboard:
-        self.rows.append((Button(*first), Button(*second)))
-        return self
-
     def build(self) -> tuple[tuple[Button, ...], ...]:
         return tuple(self.rows)

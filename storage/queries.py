@@ -231,13 +231,6 @@ async def open_attempt(session: AsyncSession, person_id: int, lesson_id: str) ->
     return result.first()
 
 
-async def open_attempts(session: AsyncSession, person_id: int) -> dict[str, QuizAttempt]:
-    result = await session.exec(
-        select(QuizAttempt).where(QuizAttempt.person_id == person_id, col(QuizAttempt.finished_at).is_(None))
-    )
-    return {attempt.lesson_id: attempt for attempt in result.all()}
-
-
 async def answers_of(session: AsyncSession, attempt_id: int) -> dict[str, Answer]:
     result = await session.exec(select(Answer).where(Answer.attempt_id == attempt_id).order_by(col(Answer.id)))
     return {answer.question_id: answer for answer in result.all()}

@@ -330,3 +330,21 @@ async def test_cards_and_ticks_edit_their_message_but_the_household_code_stays(p
     before = len(telegram.methods_called("editMessageText"))
     await resident.presses("Tiếp", "(2/")
     assert len(telegram.methods_called("editMessageText")) == before + 1
+
+
+async def test_documents_and_photos_are_sent_with_their_names_and_captions(polling, telegram):
+    from handlers.core import Attachment, Keyboard
+
+    buttons = Keyboard().add("🏠 Về menu", "menu").build()
+    report = Reply("📊 Báo cáo tháng 11", buttons, Attachment("bao-cao.xlsx", b"PK\x03\x04 du lieu", "document"))
+    chart = Reply("Biểu đồ theo thôn", attachment=Attachment("bieu-do.png", b"\x89PNG du lieu", "photo"))
+    long_caption = Reply("Ghi chú " * 200, attachment=Attachment("dai.pdf", b"%PDF", "document"))
+    await polling.telegram.sender.send_replies(9001, [report, chart, long_caption])
+    sent = telegram.sent[9001]
+    assert [(s.method, s.file_name) for s in sent] == [
+        ("sendDocument", "bao-cao.xlsx"), ("sendPhoto", "bieu-do.png"),
+        ("sendMessage", None), ("sendDocument", "dai.pdf"),  # a caption over 1024 characters goes first as text
+    ]
+    assert sent[0].text == "📊 Báo cáo tháng 11" and sent[0].button_labels == ["🏠 Về menu"]
+    uploaded = telegram.methods_called("sendDocument")[0]["document"]
+    assert uploaded == {"filename": "bao-cao.xlsx", "size": len(b"PK\x03\x04 du lieu")}

@@ -175,14 +175,6 @@ class FakeTelegram:
 
         await asyncio.wait_for(_until(), timeout)
 
-    async def wait_for_text(self, chat_id: int, part: str, timeout: float = 10.0) -> Sent:
-        await self.wait_for(lambda: any(part in s.text for s in self.sent[chat_id]), timeout)
-        return next(s for s in reversed(self.sent[chat_id]) if part in s.text)
-
-    async def wait_until_answered(self, update_id: int, timeout: float = 10.0) -> None:
-        """Wait until the bot has taken `update_id` (by polling past it or by the webhook's answer)."""
-        await self.wait_for(lambda: update_id in self.confirmed, timeout)
-
     # --- failures on demand ---------------------------------------------------------------------
 
     def fail_next(self, method: str, status: int, times: int = 1, retry_after: int | None = None,
@@ -233,12 +225,16 @@ class FakeTelegram:
     async def _params(self, request: Request) -> dict[str, Any]:
         if request.headers.get("content-type", "").startswith("application/json"):
             return await request.json()
-        form = await request.form()
         params: dict[str, Any] = {}
-        for key, value in form.multi_items():
+        async with request.form() as form:  # closes uploaded files' temporary storage afterwards
+            items = list(form.multi_items())
+            for key, value in items:
+                if hasattr(value, "filename"):
+                    params[key] = {"filename": value.filename, "size": len(await value.read())}
+        for key, value in items:
             if hasattr(value, "filename"):
-                params[key] = {"filename": value.filename, "size": len(await value.read())}
-            elif key in JSON_FIELDS:
+                continue
+            if key in JSON_FIELDS:
                 params[key] = json.loads(value)
             elif key in INT_FIELDS:
                 params[key] = int(value) if str(value).lstrip("-").isdigit() else value
