@@ -131,40 +131,45 @@ def _prefixed(course_files: dict[str, str]) -> dict[str, str]:
     return {f"khoa:{course_id}": name for course_id, name in course_files.items()}
 
 
-def catalog_problems(courses: list[Course], lessons: dict[str, Lesson]) -> list[str]:
-    """What is wrong between courses and lessons: missing lessons, orphans, several core courses."""
-    messages: list[str] = []
+@dataclass(frozen=True)
+class LinkProblem:
+    """Something wrong between courses and lessons; `lesson_id` when it concerns one lesson file."""
+
+    message: str
+    lesson_id: str | None = None
+    missing_lesson: bool = False
+
+
+def link_problems(courses: list[Course], lessons: dict[str, Lesson]) -> list[LinkProblem]:
+    """Missing lessons, lessons in no course, several core courses, repeated course ids."""
     if not courses:
-        return ["cần ít nhất một khóa học"]
+        return [LinkProblem("cần ít nhất một khóa học")]
+    problems: list[LinkProblem] = []
     if sum(course.core for course in courses) > 1:
-        messages.append("chỉ một khóa học được đánh dấu là khóa cơ bản (core: true)")
+        problems.append(LinkProblem("chỉ một khóa học được đánh dấu là khóa cơ bản (core: true)"))
     ids = [course.id for course in courses]
-    messages.extend(f"mã khóa {course_id!r} bị lặp" for course_id in sorted({c for c in ids if ids.count(c) > 1}))
+    repeated = sorted({course_id for course_id in ids if ids.count(course_id) > 1})
+    problems.extend(LinkProblem(f"mã khóa {course_id!r} bị lặp") for course_id in repeated)
     for course in courses:
-        messages.extend(
-            f"khóa {course.id!r} liệt kê bài {lesson_id!r} nhưng không có bài này"
+        problems.extend(
+            LinkProblem(f"khóa {course.id!r} liệt kê bài {lesson_id!r} nhưng không có bài này", missing_lesson=True)
             for lesson_id in course.lessons if lesson_id not in lessons
         )
     reachable = {lesson_id for course in courses for lesson_id in course.lessons}
-    messages.extend(
-        f"bài {lesson_id!r} không thuộc khóa học nào" for lesson_id in lessons if lesson_id not in reachable
+    problems.extend(
+        LinkProblem("bài học không thuộc khóa học nào", lesson_id)
+        for lesson_id in lessons if lesson_id not in reachable
     )
-    return messages
+    return problems
 
 
 def _catalog_problems(
     courses: list[Course], lessons: dict[str, Lesson], lesson_files: dict[str, str]
 ) -> list[ContentProblem]:
-    problems: list[ContentProblem] = []
-    if not courses:
-        return [ContentProblem("courses/", "", "cần ít nhất một khóa học")]
-    if sum(course.core for course in courses) > 1:
-        problems.append(ContentProblem("courses/", "core", "chỉ một khóa học được đánh dấu core: true"))
-    ids = [course.id for course in courses]
-    for course_id in sorted({c for c in ids if ids.count(c) > 1}):
-        problems.append(ContentProblem("courses/", "id", f"mã khóa {course_id!r} bị lặp"))
-    reachable = {lesson_id for course in courses for lesson_id in course.lessons}
-    for lesson_id, name in lesson_files.items():
-        if lesson_id not in reachable:
-            problems.append(ContentProblem(name, "id", "bài học không thuộc khóa học nào"))
-    return problems
+    # Missing lessons are already reported against the course file's line; the rest names its file.
+    return [
+        ContentProblem(lesson_files[problem.lesson_id], "id", problem.message)
+        if problem.lesson_id else ContentProblem("courses/", "", problem.message)
+        for problem in link_problems(courses, lessons)
+        if not problem.missing_lesson
+    ]

@@ -17,7 +17,7 @@ from openpyxl.utils import get_column_letter
 from pydantic import ValidationError
 
 from content.files import write_course, write_lesson
-from content.loader import CONTENT_DIR, Catalog, ContentError, catalog_problems, load_catalog
+from content.loader import CONTENT_DIR, Catalog, ContentError, link_problems, load_catalog
 from content.schema import CARDS_MAX, OPTIONS_MAX, Course, Lesson, Question
 
 COURSES, LESSONS, QUESTIONS = "Khóa học", "Bài học", "Câu hỏi"
@@ -286,9 +286,12 @@ def import_workbook(path: Path, directory: Path | None = None) -> ImportResult:
         current = Catalog(courses=())
     merged = dict(current.lessons)
     merged.update({lesson.id: lesson for lesson in lessons})
-    catalog_errors = catalog_problems(courses, merged)
-    if catalog_errors:
-        raise SpreadsheetError([CellProblem(COURSES, 0, "", message) for message in catalog_errors])
+    problems = link_problems(courses, merged)
+    if problems:
+        raise SpreadsheetError([
+            CellProblem(COURSES, 0, "", f"bài {p.lesson_id!r}: {p.message}" if p.lesson_id else p.message)
+            for p in problems
+        ])
     return _write_changes(root, current, courses, lessons)
 
 

@@ -121,3 +121,16 @@ def test_the_longest_ids_the_schema_allows_still_fit_telegram():
     longest = "x" * Slug.__metadata__[0].max_length
     assert len(f"quiz:start:{longest}".encode()) <= 64
     assert len(f"qa:{longest}:{OPTIONS_MAX - 1}".encode()) <= 64
+
+
+def test_a_lesson_in_no_course_and_two_core_courses_are_named(content_copy):
+    course = content_copy / "courses" / "co-ban.yaml"
+    text = course.read_text(encoding="utf-8")
+    last = text.strip().splitlines()[-1]
+    course.write_text(text.replace(last + "\n", ""), encoding="utf-8")
+    (content_copy / "courses" / "khac.yaml").write_text(
+        "id: khac\ntitle: Khóa khác\ncore: true\nlessons:\n  - vneid\n", encoding="utf-8")
+    problems = problems_of(content_copy)
+    orphan = last.strip().removeprefix("- ")
+    assert any(p.startswith("lessons/") and orphan in p and "không thuộc khóa học nào" in p for p in problems)
+    assert any(p.startswith("courses/: ") and "khóa cơ bản (core: true)" in p for p in problems)
