@@ -157,3 +157,17 @@ async def test_sqlite_transactions_take_the_write_lock_at_begin(sqlite_url):
         finally:
             other.close()
     await db.dispose()
+
+
+async def test_the_migrations_match_the_models(database):
+    """A model changed without a migration fails here (autogenerate would find a difference)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    def differences(connection):
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return compare_metadata(context, SQLModel.metadata)
+
+    async with database.engine.connect() as connection:
+        assert await connection.run_sync(differences) == []
