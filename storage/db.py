@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from sqlalchemy import event
+from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_dbapi
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage import inline_sqlite
 
 
 def is_sqlite(url: str) -> bool:
@@ -45,12 +49,13 @@ def _begin_immediate(connection: Connection) -> None:
 
 
 def create_engine(url: str) -> AsyncEngine:
-    """An engine for `url`; SQLite files get their folder, WAL mode and immediate transactions."""
+    """An engine for `url`; SQLite files get their folder, WAL mode, immediate transactions and the inline driver."""
     ensure_sqlite_folder(url)
-    engine = create_async_engine(url, pool_pre_ping=not is_sqlite(url))
-    if is_sqlite(url):
-        event.listen(engine.sync_engine, "connect", _tune_sqlite)
-        event.listen(engine.sync_engine, "begin", _begin_immediate)
+    if not is_sqlite(url):
+        return create_async_engine(url, pool_pre_ping=True)
+    engine = create_async_engine(url, module=AsyncAdapt_aiosqlite_dbapi(inline_sqlite, sqlite3))
+    event.listen(engine.sync_engine, "connect", _tune_sqlite)
+    event.listen(engine.sync_engine, "begin", _begin_immediate)
     return engine
 
 

@@ -171,3 +171,41 @@ async def test_the_migrations_match_the_models(database):
 
     async with database.engine.connect() as connection:
         assert await connection.run_sync(differences) == []
+
+
+async def test_sqlite_statements_run_on_the_event_loop_thread(sqlite_url):
+    """The inline driver: no hand-off to a worker thread per cursor call (docs/BENCHMARKS.md)."""
+    import threading
+
+    from sqlalchemy import event
+
+    db = Database(sqlite_url)
+    threads: list[int] = []
+
+    def register(dbapi_connection: object, _record: object) -> None:
+        dbapi_connection.create_function("thread_of_call", 0, lambda: threads.append(threading.get_ident()) or 1)
+
+    event.listen(db.engine.sync_engine, "connect", register)
+    async with db.engine.connect() as connection:
+        assert (await connection.execute(text("SELECT thread_of_call()"))).scalar() == 1
+    await db.dispose()
+    assert threads == [threading.get_ident()]
+
+
+async def test_sqlite_keeps_foreign_keys_and_rolls_back_a_failed_transaction(sqlite_url):
+    db = Database(sqlite_url)
+    await migrate.upgrade(db.engine)
+    async with db.session() as session:
+        person = await queries.create_person(session, "console", "an", NOW)
+    with pytest.raises(IntegrityError):
+        async with db.session() as session:
+            session.add(Person(id=person.id, consent_at=NOW, created_at=NOW))  # the same key again
+    with pytest.raises(IntegrityError):
+        async with db.session() as session:
+            session.add(QuizAttempt(person_id=person.id + 1000, lesson_id="vneid", question_ids=[], total=0,
+                                    started_at=NOW))  # nobody with that id
+    async with db.session() as session:
+        people = (await session.exec(select(Person))).all()
+        attempts = (await session.exec(select(QuizAttempt))).all()
+    await db.dispose()
+    assert [p.id for p in people] == [person.id] and attempts == []
