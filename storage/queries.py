@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime, timedelta, tzinfo
 
-from sqlalchemy import and_, delete, func, update
+from sqlalchemy import and_, bindparam, delete, func, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.sql.dml import Insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -54,19 +55,30 @@ async def organisations_named(session: AsyncSession, names: Sequence[str]) -> li
     return [rows[name] for name in names if name in rows]
 
 
+def _mark_processed_statement(insert: Callable[..., Insert]) -> Insert:
+    return (
+        insert(ProcessedUpdate)
+        .values(channel=bindparam("channel"), delivery_key=bindparam("delivery_key"),
+                processed_at=bindparam("processed_at"))
+        .on_conflict_do_nothing(index_elements=["channel", "delivery_key"])
+    )
+
+
+# Built once: these run on every update, and building a statement costs more than running it on SQLite.
+_MARK_PROCESSED = {"sqlite": _mark_processed_statement(sqlite_insert),
+                   "postgresql": _mark_processed_statement(postgresql_insert)}
+
+
 async def mark_processed(session: AsyncSession, channel: str, delivery_key: str, now: datetime) -> bool:
     """Record an update as handled; False when it was handled before (a redelivery).
 
     One INSERT ... ON CONFLICT DO NOTHING, so two workers given the same update cannot both take it.
     """
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    statement = (
-        insert(ProcessedUpdate)
-        .values(channel=channel, delivery_key=delivery_key, processed_at=now)
-        .on_conflict_do_nothing(index_elements=["channel", "delivery_key"])
+    connection = await session.connection()  # Core, not the ORM: a plain insert needs no unit of work
+    result = await connection.execute(
+        _MARK_PROCESSED[dialect], {"channel": channel, "delivery_key": delivery_key, "processed_at": now}
     )
-    result = await session.exec(statement)
     return result.rowcount == 1
 
 
@@ -88,6 +100,19 @@ async def load_state(session: AsyncSession, channel: str, external_id: str, now:
     return state
 
 
+_CHAT_WITH_PERSON = (
+    select(ConversationState, Person, ChannelAccount)
+    .outerjoin(ChannelAccount, and_(
+        col(ChannelAccount.channel) == col(ConversationState.channel),
+        col(ChannelAccount.external_id) == col(ConversationState.external_id),
+    ))
+    .outerjoin(Person, col(Person.id) == col(ChannelAccount.person_id))
+    .where(col(ConversationState.channel) == bindparam("channel"),
+           col(ConversationState.external_id) == bindparam("external_id"))
+    .with_for_update(of=ConversationState)
+)
+
+
 async def load_chat(
     session: AsyncSession, channel: str, external_id: str, now: datetime
 ) -> tuple[ConversationState, Person | None]:
@@ -96,18 +121,7 @@ async def load_chat(
     A chat that writes to us is no longer blocked. The state row is read FOR UPDATE (PostgreSQL;
     SQLite already holds the write lock), so two workers given two messages of one chat take turns.
     """
-    row = (
-        await session.exec(
-            select(ConversationState, Person, ChannelAccount)
-            .outerjoin(ChannelAccount, and_(
-                col(ChannelAccount.channel) == col(ConversationState.channel),
-                col(ChannelAccount.external_id) == col(ConversationState.external_id),
-            ))
-            .outerjoin(Person, col(Person.id) == col(ChannelAccount.person_id))
-            .where(ConversationState.channel == channel, ConversationState.external_id == external_id)
-            .with_for_update(of=ConversationState)
-        )
-    ).first()
+    row = (await session.exec(_CHAT_WITH_PERSON, params={"channel": channel, "external_id": external_id})).first()
     if row is None:
         return await load_state(session, channel, external_id, now), await person_for(session, channel, external_id)
     state, person, account = row
