@@ -1,9 +1,13 @@
-"""Many simulated residents over the fake Bot API server: hocvuso against a bare PTB echo bot.
+"""Many simulated residents over the fake Bot API server: hocvuso against bare PTB bots.
 
-    .venv/bin/python -m benchmarks.telegram_bench [--residents 50] [--rate 100]
+    .venv/bin/python -m benchmarks.telegram_bench [--residents 50] [--rate 100] [--bots echo,press,...]
 
-Each bot runs as its own process (`hocvuso run`, long polling, a fresh SQLite file; and
-benchmarks/echo_bot.py), talking to the fake server in this process over 127.0.0.1. Two runs each:
+Each bot runs as its own process, talking to the fake server in this process over 127.0.0.1:
+- echo: benchmarks/echo_bot.py, a bare echo bot, the issue's baseline;
+- press, press-32: benchmarks/press_bot.py, only the Bot API calls hocvuso's script requires (a press is
+  acknowledged and its message edited), one update at a time and 32 at once (hocvuso's default);
+- hocvuso: `hocvuso run`, long polling, a fresh SQLite file.
+Two runs each:
 - throughput: every resident sends its next message as soon as the previous answer arrived;
 - latency at a fixed load: residents paced so that `--rate` updates per second arrive in total.
 Latency is measured at the fake server: from the moment an update is offered to the moment the last
@@ -82,6 +86,12 @@ def resident_script() -> list[tuple[str, str, str]]:
     return steps
 
 
+def calls_only_script(script: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    """hocvuso's script with the same texts and presses in the same order, for benchmarks/press_bot.py."""
+    return [("say", f"tin nhắn {n:02d}", f"tin nhắn {n:02d}") if kind == "say" else
+            ("data", f"bước {n:02d}", f"bước {n:02d}") for n, (kind, _what, _expect) in enumerate(script)]
+
+
 async def play(user: FakeUser, kind: str, what: str, expect: str, measured: Measured) -> None:
     telegram = user.telegram
     if kind == "say":
@@ -154,28 +164,40 @@ async def bench_bot(name: str, args: list[str], env: dict[str, str], script, res
     return results
 
 
+BOTS = ("echo", "press", "press-32", "hocvuso")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--residents", type=int, default=50)
     parser.add_argument("--rate", type=float, default=100.0, help="updates per second offered in the latency run")
+    parser.add_argument("--bots", default=",".join(BOTS), help="which bots to run, comma-separated")
     options = parser.parse_args()
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("HOCVUSO_")}
     script = resident_script()
-    echo_script = [("say", f"xin chào {n}", f"xin chào {n}") for n in range(len(script))]
     with tempfile.TemporaryDirectory() as folder:
         hocvuso_env = {**base_env, "HOCVUSO_TELEGRAM_TOKEN": TOKEN, "HOCVUSO_TELEGRAM_POLL_TIMEOUT": "1",
                        "HOCVUSO_DATABASE_URL": f"sqlite+aiosqlite:///{folder}/bench-{{mode}}.db"}
-        echo = await bench_bot("echo", ["-m", "benchmarks.echo_bot", "{api}", TOKEN], base_env, echo_script,
-                               options.residents, options.rate)
-        hocvuso = await bench_bot("hocvuso", ["-m", "bot", "run"], hocvuso_env, script,
-                                  options.residents, options.rate)
-    ratio = hocvuso["throughput"]["updates_per_second"] / echo["throughput"]["updates_per_second"]
+        runs = {
+            "echo": (["-m", "benchmarks.echo_bot", "{api}", TOKEN], base_env,
+                     [("say", f"xin chào {n}", f"xin chào {n}") for n in range(len(script))]),
+            "press": (["-m", "benchmarks.press_bot", "{api}", TOKEN, "1"], base_env, calls_only_script(script)),
+            "press-32": (["-m", "benchmarks.press_bot", "{api}", TOKEN, "32"], base_env, calls_only_script(script)),
+            "hocvuso": (["-m", "bot", "run"], hocvuso_env, script),
+        }
+        results = {}
+        for name in options.bots.split(","):
+            args, env, bot_script = runs[name]
+            results[name] = await bench_bot(name, args, env, bot_script, options.residents, options.rate)
     report = {
         "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}", "residents": options.residents, "rate": options.rate,
-        "updates_per_resident": len(script), "echo": echo, "hocvuso": hocvuso,
-        "throughput_ratio": round(ratio, 2),
+        "updates_per_resident": len(script), **results,
     }
+    if "echo" in results:
+        echo_rate = results["echo"]["throughput"]["updates_per_second"]
+        report["throughput_ratio"] = {name: round(result["throughput"]["updates_per_second"] / echo_rate, 2)
+                                      for name, result in results.items() if name != "echo"}
     print(json.dumps(report, indent=2, ensure_ascii=False))
     print(markdown(report))
 
@@ -183,13 +205,14 @@ async def main() -> None:
 def markdown(report: dict) -> str:
     rows = ["| bot | run | updates | updates/s | bot CPU ms/update | p50 ms | p99 ms |",
             "| --- | --- | --- | --- | --- | --- | --- |"]
-    for bot in ("echo", "hocvuso"):
+    for bot in (name for name in BOTS if name in report):
         for mode in ("throughput", "latency"):
             r = report[bot][mode]
             keys = ("updates", "updates_per_second", "bot_cpu_ms_per_update", "p50_ms", "p99_ms")
             cells = [bot, mode, *(r[key] for key in keys)]
             rows.append("| " + " | ".join(str(cell) for cell in cells) + " |")
-    return "\n".join(rows) + f"\n\nthroughput ratio hocvuso/echo: {report['throughput_ratio']}"
+    ratios = report.get("throughput_ratio", {})
+    return "\n".join(rows) + "".join(f"\n\nthroughput ratio {name}/echo: {ratio}" for name, ratio in ratios.items())
 
 
 if __name__ == "__main__":
