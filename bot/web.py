@@ -6,7 +6,6 @@ import hmac
 import json
 import logging
 
-from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -29,8 +28,7 @@ def secret_matches(given: str | None, expected: str) -> bool:
 def build_web_app(database: Database, telegram: TelegramChannel | None, telegram_secret: str | None) -> Starlette:
     async def healthz(_request: Request) -> Response:
         try:
-            async with database.engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
+            await database.ping()
         except Exception:
             log.exception("health check: database unreachable")
             return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)

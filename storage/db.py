@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_dbapi
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -80,6 +80,12 @@ class Database:
             except BaseException:
                 await session.rollback()
                 raise
+
+    async def ping(self) -> None:
+        """One trivial query, queued like every transaction: on SQLite a query outside the queue would
+        wait for the write lock on the event loop's own thread, stalling the transaction that holds it."""
+        async with self.session() as session:
+            await (await session.connection()).execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -209,3 +209,25 @@ async def test_sqlite_keeps_foreign_keys_and_rolls_back_a_failed_transaction(sql
         attempts = (await session.exec(select(QuizAttempt))).all()
     await db.dispose()
     assert [p.id for p in people] == [person.id] and attempts == []
+
+
+async def test_a_ping_waits_behind_an_open_transaction(sqlite_url):
+    """/healthz's query takes its turn: on the loop's thread it must not wait for SQLite's write lock."""
+    import asyncio
+
+    db = Database(sqlite_url)
+    await migrate.upgrade(db.engine)
+    inside, release = asyncio.Event(), asyncio.Event()
+
+    async def hold_the_write_lock() -> None:
+        async with db.session() as session:
+            await queries.load_state(session, "console", "an", NOW)
+            inside.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold_the_write_lock())
+    await inside.wait()
+    ping = asyncio.create_task(db.ping())
+    release.set()
+    await asyncio.gather(holder, ping)  # a ping outside the queue fails here with "database is locked"
+    await db.dispose()
