@@ -138,9 +138,6 @@ class Connection:
     def cursor(self) -> Cursor:
         return Cursor(self._open_connection().cursor())
 
-    async def execute(self, sql: str, parameters: Sequence[Any] | dict[str, Any] | None = None) -> Cursor:
-        return await self.cursor().execute(sql, parameters)
-
     async def commit(self) -> None:
         self._open_connection().commit()
 
