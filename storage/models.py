@@ -172,17 +172,44 @@ class ConversationState(SQLModel, table=True):
 
 
 class ProcessedUpdate(SQLModel, table=True):
-    """An update already handled, so a redelivery changes nothing."""
+    """An update already handled, so a redelivery changes nothing.
+
+    The key names what the update carries (a chat's message id, a button press's query id), not the
+    channel's update counter, which Telegram may restart; rows older than a week are pruned.
+    """
 
     __table_args__ = (UniqueConstraint("channel", "delivery_key"),)
 
     id: int | None = Field(default=None, primary_key=True)
     channel: str = Field(max_length=20)
     delivery_key: str = Field(max_length=80)
-    processed_at: datetime = _when()
+    processed_at: datetime = Field(default=None, sa_type=UTCDateTime, nullable=False, index=True)
+
+
+class InboxUpdate(SQLModel, table=True):
+    """An update received from a messenger, stored before the messenger is told it arrived.
+
+    Rows are written before the next poll (or before a webhook answers 200) and replayed at start, so
+    a kill -9 loses nothing. The replies are stored in the same transaction that handles the update;
+    `sent` counts the messages of those replies already delivered, so a replay sends only the rest.
+    """
+
+    __table_args__ = (UniqueConstraint("channel", "delivery_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=20)
+    delivery_key: str = Field(max_length=80)
+    chat_id: str = Field(max_length=64)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    replies: list[dict[str, Any]] | None = Field(default=None, sa_type=JSON)
+    sent: int = 0
+    received_at: datetime = _when()
+    # A worker works on a row until this moment; after it (a crashed worker) any worker may take it.
+    lease_until: datetime = _when()
+    done_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True, index=True)
 
 
 ALL_TABLES = [
     Village, Organisation, Household, Person, ChannelAccount, Membership, LessonProgress,
-    QuizAttempt, Answer, Activity, ConversationState, ProcessedUpdate,
+    QuizAttempt, Answer, Activity, ConversationState, ProcessedUpdate, InboxUpdate,
 ]
