@@ -5,7 +5,16 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 TITLE_MAX = 60
 CARD_MAX = 600
@@ -15,8 +24,14 @@ QUESTION_MAX = 300
 CARDS_MIN, CARDS_MAX = 3, 6
 QUESTIONS_MIN, QUESTIONS_MAX = 4, 5
 OPTIONS_MIN, OPTIONS_MAX = 2, 4
+# Ids are stored in database columns (storage/models.py): lesson ids in lesson_id (40), question ids in
+# activity details ("question-id:dung", 60), course ids in activity details. `content` may not import
+# `storage`, so tests/test_content.py pins these limits to the columns themselves.
+ID_MAX = 32
+# Each answer stores "lesson-id/question-id" (answer.question_id, 60 characters).
+ANSWER_KEY_MAX = 60
 
-Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length=32)]
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length=ID_MAX)]
 
 
 def _text(max_length: int) -> type[str]:
@@ -90,6 +105,23 @@ class Lesson(Strict):
     quiz: list[Question] = Field(min_length=QUESTIONS_MIN, max_length=QUESTIONS_MAX)
     sources: list[Source] = Field(min_length=1)
 
+    @field_validator("quiz")
+    @classmethod
+    def _answer_keys_fit(cls, quiz: list[Question], info: ValidationInfo) -> list[Question]:
+        lesson_id = info.data.get("id")  # absent when the id itself is invalid: reported already
+        if not isinstance(lesson_id, str):
+            return quiz
+        for number, question in enumerate(quiz, start=1):
+            length = len(answer_key(lesson_id, question.id))
+            if length > ANSWER_KEY_MAX:
+                raise PydanticCustomError(
+                    "answer_key_too_long",
+                    "câu {number}: mã bài + \"/\" + mã câu '{question}' dài {length} ký tự, tối đa {limit}; "
+                    "hãy rút ngắn mã bài hoặc mã câu",
+                    {"number": number, "question": question.id, "length": length, "limit": ANSWER_KEY_MAX},
+                )
+        return quiz
+
     @model_validator(mode="after")
     def _unique_question_ids(self) -> Lesson:
         seen: set[str] = set()
@@ -101,6 +133,11 @@ class Lesson(Strict):
 
     def question(self, question_id: str) -> Question | None:
         return next((q for q in self.quiz if q.id == question_id), None)
+
+
+def answer_key(lesson_id: str, question_id: str) -> str:
+    """How an answer names its question in the database: unique across lessons."""
+    return f"{lesson_id}/{question_id}"
 
 
 class Course(Strict):

@@ -22,6 +22,7 @@ PROGRESS = (
 SCORES_HEADER = "• Điểm bài kiểm tra gần đây:"
 SCORE_LINE = "   – {title}: {score}% {mark}"
 NO_SCORES = "• Bạn chưa làm bài kiểm tra nào."
+REVIEW_TITLE = "Ôn tập"
 PROGRESS_GUEST = "Bạn chưa đăng ký nên mình không lưu tiến độ. Đăng ký để theo dõi kết quả nhé."
 BTN_CONTINUE = "▶️ Học tiếp: {title}"
 
@@ -65,8 +66,7 @@ async def show_progress(turn: Turn, _arg: str = "") -> Replies:
     attempts = await queries.recent_attempts(turn.session, person.id)  # type: ignore[arg-type]
     lines = [SCORES_HEADER] if attempts else [NO_SCORES]
     for attempt in attempts:
-        lesson = turn.catalog.lesson(attempt.lesson_id)
-        title = lesson.title if lesson else attempt.lesson_id
+        title = _attempt_title(turn, attempt)
         lines.append(SCORE_LINE.format(title=title, score=attempt.score, mark="✅" if attempt.passed else "❌"))
     text = PROGRESS.format(
         course=course.title, done=len(done), total=len(course.lessons),
@@ -79,6 +79,14 @@ async def show_progress(turn: Turn, _arg: str = "") -> Replies:
         keyboard.add(BTN_CONTINUE.format(title=lesson.title), f"lesson:{lesson.id}")
     keyboard.add(texts.BTN_LEARN, "hoc").add(texts.BTN_MENU, "menu")
     return [Reply(text, keyboard.build())]
+
+
+def _attempt_title(turn: Turn, attempt: QuizAttempt) -> str:
+    """The lesson's title, or "Ôn tập" for a review (whose lesson id is only a marker)."""
+    if attempt.kind == "review":
+        return REVIEW_TITLE
+    lesson = turn.catalog.lesson(attempt.lesson_id)
+    return lesson.title if lesson else attempt.lesson_id
 
 
 def _completed(progress: LessonProgress | None) -> bool:

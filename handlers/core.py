@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
@@ -26,6 +27,14 @@ class Incoming:
     text: str = ""
     display_name: str | None = None
     delivery_key: str | None = None  # the channel's update id, for dedupe; None for the console
+
+    def __post_init__(self) -> None:
+        # Unikey's "Unicode tổ hợp" and some phones type Vietnamese decomposed (e + combining marks):
+        # composed once here, every channel's text, names and ids compare and store as NFC.
+        for name in ("user_id", "text", "display_name"):
+            value = getattr(self, name)
+            if isinstance(value, str) and not unicodedata.is_normalized("NFC", value):
+                object.__setattr__(self, name, unicodedata.normalize("NFC", value))
 
     @classmethod
     def from_text(cls, channel: str, user_id: str, text: str, **extra: object) -> Incoming:

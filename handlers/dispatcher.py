@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from handlers import account, home, learning, quiz, registration, review, texts
 from handlers.context import Services, Turn
 from handlers.core import Incoming, Keyboard, Kind, Reply
+from handlers.numbers import typed_number
 from handlers.registry import Registry, Replies
 from storage import queries
 
 log = logging.getLogger(__name__)
+
+# Stores a turn's replies inside the turn's own transaction (see `Dispatcher.handle`).
+KeepReplies = Callable[[AsyncSession, Replies], Awaitable[None]]
 
 
 def build_registry() -> Registry:
@@ -34,20 +41,49 @@ class Dispatcher:
         self.services = services
         self.registry = registry or build_registry()
 
-    async def handle(self, incoming: Incoming) -> Replies:
+    async def handle(self, incoming: Incoming, keep: KeepReplies | None = None) -> Replies:
+        """The replies to `incoming`.
+
+        `keep`, when given, runs inside the message's transaction with the replies, so a channel can
+        store what it must still send in the same commit that changes the conversation: a crash after
+        the commit then loses no answer. On a failed turn `keep` has not run.
+        """
         try:
-            return await self._handle(incoming)
+            return await self._handle(incoming, keep)
         except Exception:
             # Logged with the delivery key only: never names, phone numbers or message text.
             log.exception("handler failed: channel=%s update=%s", incoming.channel, incoming.delivery_key)
-            return [Reply(texts.SORRY, Keyboard().add(texts.BTN_MENU, "menu").build())]
+            return await self._apologise(incoming)
 
-    async def _handle(self, incoming: Incoming) -> Replies:
+    async def _apologise(self, incoming: Incoming) -> Replies:
+        """The apology after a failed turn, with its one button stored as the chat's menu.
+
+        The failed turn's rollback also undid its menu, so "1" would still mean the first button of the
+        screen before (on /xoadulieu: erase everything). A fresh transaction stores the apology's menu;
+        when even that fails (database down) the apology has no buttons, so no number can be taken for
+        a button of an older screen.
+        """
+        apology = Reply(texts.SORRY, Keyboard().add(texts.BTN_MENU, "menu").build())
+        try:
+            async with self.services.database.session() as session:
+                now = self.services.clock()
+                state = await queries.load_state(session, incoming.channel, incoming.user_id, now)
+                state.menu, state.updated_at = apology.actions, now
+                session.add(state)
+        except Exception:
+            log.exception("menu not stored after a failure: channel=%s update=%s",
+                          incoming.channel, incoming.delivery_key)
+            return [Reply(texts.SORRY)]
+        return [apology]
+
+    async def _handle(self, incoming: Incoming, keep: KeepReplies | None) -> Replies:
         now = self.services.clock()
         async with self.services.database.session() as session:
             if incoming.delivery_key and not await queries.mark_processed(
                 session, incoming.channel, incoming.delivery_key, now
             ):
+                if keep is not None:
+                    await keep(session, [])
                 return []  # a redelivery of an update already answered
             state, person = await queries.load_chat(session, incoming.channel, incoming.user_id, now)
             turn = Turn(incoming, session, state, person, self.services, now)
@@ -55,6 +91,8 @@ class Dispatcher:
             state.menu = next((reply.actions for reply in reversed(replies) if reply.buttons), [])
             state.updated_at = now
             session.add(state)
+            if keep is not None:
+                await keep(session, replies)
             return replies
 
     async def _route(self, turn: Turn) -> Replies:
@@ -87,8 +125,9 @@ class Dispatcher:
         if turn.state.step == "new":  # the first message of a new chat, whatever it says
             return await home.start(turn)
         menu = turn.state.menu
-        if text.isdigit() and 1 <= int(text) <= len(menu):
-            return await self._action(turn, menu[int(text) - 1])
+        number = typed_number(text)
+        if number is not None and 1 <= number <= len(menu):
+            return await self._action(turn, menu[number - 1])
         if text.lower() in texts.HOME_WORDS:
             return await home.show_main_menu(turn)
         step = self.registry.steps.get(turn.state.step)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from content.schema import Lesson, Question
+from content.schema import Lesson, Question, answer_key
 from handlers import texts
 from handlers.context import Turn
 from handlers.core import Keyboard, Reply, redrawn
 from handlers.home import show_main_menu
+from handlers.numbers import action_number
 from handlers.registry import Registry, Replies
 from storage import queries
 from storage.models import Answer, LessonProgress, QuizAttempt
@@ -46,7 +47,7 @@ def _current(lesson: Lesson, order: list[str], answers: dict[str, int]) -> tuple
 
 
 def _answer_key(lesson: Lesson, question: Question) -> str:
-    return f"{lesson.id}/{question.id}"
+    return answer_key(lesson.id, question.id)
 
 
 async def start_quiz(turn: Turn, lesson: Lesson) -> Replies:
@@ -78,7 +79,7 @@ async def resume_quiz(turn: Turn, lesson: Lesson) -> Replies | None:
     saved = await queries.answers_of(turn.session, attempt.id)  # type: ignore[arg-type]
     order = [qid for qid in attempt.question_ids if lesson.question(qid) is not None]
     answers = {
-        qid: saved[f"{lesson.id}/{qid}"].option_index for qid in order if f"{lesson.id}/{qid}" in saved
+        qid: saved[answer_key(lesson.id, qid)].option_index for qid in order if answer_key(lesson.id, qid) in saved
     }
     turn.goto("quiz", lesson=lesson.id, order=order, answers=answers, attempt=attempt.id)
     position = _current(lesson, order, answers)
@@ -120,10 +121,10 @@ async def on_answer(turn: Turn, arg: str) -> Replies:
     if lesson is None or turn.state.step != "quiz":
         return await show_main_menu(turn, texts.STALE_BUTTON)
     position = _current(lesson, turn.data["order"], turn.data["answers"])
-    if position is None or position[1].id != question_id or not option_text.isdigit():
+    choice = action_number(option_text)
+    if position is None or position[1].id != question_id or choice is None:
         return [Reply(texts.STALE_BUTTON), *await view_quiz(turn)]
     question = position[1]
-    choice = int(option_text)
     if choice >= len(question.options):
         return [Reply(texts.STALE_BUTTON), *await view_quiz(turn)]
     await _save_answer(turn, lesson, question, choice, choice == question.correct_index)

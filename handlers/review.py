@@ -9,6 +9,7 @@ from handlers import texts
 from handlers.context import Turn
 from handlers.core import Keyboard, Reply, redrawn
 from handlers.home import show_main_menu
+from handlers.numbers import action_number
 from handlers.quiz import feedback, question_reply
 from handlers.registry import Registry, Replies
 from storage import queries
@@ -98,9 +99,9 @@ async def on_review_answer(turn: Turn, arg: str) -> Replies:
     if position is None or str(position[0]) != number_text:
         return [Reply(texts.STALE_BUTTON), *await view_review(turn)]
     _, key, question = position
-    if not choice_text.isdigit() or int(choice_text) >= len(question.options):
+    choice = action_number(choice_text)
+    if choice is None or choice >= len(question.options):
         return [Reply(texts.STALE_BUTTON), *await view_review(turn)]
-    choice = int(choice_text)
     correct = choice == question.correct_index
     turn.update(answers={**turn.data["answers"], key: choice})
     turn.session.add(Answer(attempt_id=turn.data["attempt"], question_id=key, option_index=choice,

@@ -134,3 +134,59 @@ def test_a_lesson_in_no_course_and_two_core_courses_are_named(content_copy):
     orphan = last.strip().removeprefix("- ")
     assert any(p.startswith("lessons/") and orphan in p and "không thuộc khóa học nào" in p for p in problems)
     assert any(p.startswith("courses/: ") and "khóa cơ bản (core: true)" in p for p in problems)
+
+
+def rename_first_lesson(root: Path, new_id: str) -> str:
+    """Give the first lesson of the core course a new id, in its file and in the course; returns its file."""
+    name = sorted((root / "lessons").glob("*.yaml"))[0].name
+    old_id = yaml.safe_load((root / "lessons" / name).read_text(encoding="utf-8"))["id"]
+    edit_lesson(root, name, lambda data: data.update(id=new_id))
+    course = root / "courses" / "co-ban.yaml"
+    course.write_text(course.read_text(encoding="utf-8").replace(f"- {old_id}\n", f"- {new_id}\n"), encoding="utf-8")
+    return name
+
+
+def test_a_lesson_and_question_id_too_long_to_store_together_are_named(content_copy):
+    """Each answer stores "lesson-id/question-id": content must not pass the check and then fail to save."""
+    from content.schema import ANSWER_KEY_MAX, ID_MAX
+
+    name = rename_first_lesson(content_copy, "bai-" + "a" * (ID_MAX - 4))
+    long_question = "cau-" + "b" * (ID_MAX - 4)
+    edit_lesson(content_copy, name, lambda data: data["quiz"][1].update(id=long_question))
+    problems = problems_of(content_copy)
+    assert any(
+        p.startswith(f"lessons/{name}: quiz: câu 2:") and long_question in p and f"tối đa {ANSWER_KEY_MAX}" in p
+        and f"{2 * ID_MAX + 1} ký tự" in p for p in problems
+    ), problems
+
+
+def test_the_content_limits_fit_the_database_columns():
+    """The check and the schema agree: any id the check accepts fits every column it is stored in.
+
+    `content` may not import `storage` (tests/test_boundaries.py), so the limits are pinned here, against
+    the columns themselves: narrowing a column without the content limit fails this test.
+    """
+    from content.schema import ANSWER_KEY_MAX, ID_MAX
+    from handlers.review import REVIEW_LESSON
+    from storage.models import Activity, Answer, LessonProgress, QuizAttempt
+
+    def length(model, column: str) -> int:
+        return model.__table__.c[column].type.length
+
+    for model in (LessonProgress, QuizAttempt, Activity):
+        assert length(model, "lesson_id") >= ID_MAX, model.__name__
+    assert len(REVIEW_LESSON) <= length(QuizAttempt, "lesson_id")
+    assert length(Answer, "question_id") >= ANSWER_KEY_MAX  # "lesson-id/question-id"
+    detail = length(Activity, "detail")
+    assert len(f"{'q' * ID_MAX}:dung") <= detail  # answer_given: "question-id:dung|sai"
+    assert detail >= ID_MAX  # course_finished: the course id
+
+
+def test_the_longest_ids_the_check_accepts_load(content_copy):
+    from content.schema import ANSWER_KEY_MAX, ID_MAX
+
+    name = rename_first_lesson(content_copy, "l" * ID_MAX)
+    longest = "q" * (ANSWER_KEY_MAX - ID_MAX - 1)
+    edit_lesson(content_copy, name, lambda data: data["quiz"][0].update(id=longest))
+    lesson = load_catalog(content_copy).lesson("l" * ID_MAX)
+    assert len(f"{lesson.id}/{lesson.quiz[0].id}") == ANSWER_KEY_MAX

@@ -16,6 +16,8 @@ ODD_INPUTS = [
     Incoming("console", "an", Kind.TEXT, ""),
     Incoming("console", "an", Kind.TEXT, "chữ gì đó không ai hiểu"),
     Incoming("console", "an", Kind.TEXT, "0"),
+    Incoming("console", "an", Kind.TEXT, "²"),  # a digit to str.isdigit, not to int()
+    Incoming("console", "an", Kind.TEXT, "١"),  # Arabic-Indic 1: a decimal digit
     Incoming("console", "an", Kind.TEXT, "x" * 20_000),
     Incoming("console", "an", Kind.COMMAND, "/khongcolenhnay"),
     Incoming("console", "an", Kind.COMMAND, "/"),

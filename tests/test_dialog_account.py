@@ -96,3 +96,16 @@ async def test_help_lists_the_commands(chat):
     shown = await chat.say("/trogiup")
     for command in ("/hoc", "/tiendo", "/caidat", "/dulieucuatoi", "/xoadulieu", "/trogiup"):
         assert command in shown
+
+
+async def test_progress_names_a_review_ontap_not_its_id(chat, services, clock):
+    from tests.test_dialog_review import pass_missing_one
+
+    await register(chat)
+    await pass_missing_one(chat, first_lesson(services))
+    clock.advance(days=3)
+    await converse(chat, [("/hoc", "Ôn tập: 1 câu"), ("#Ôn tập", "câu 1/1")])
+    missed = first_lesson(services).quiz[0]
+    await converse(chat, [(str(missed.correct_index + 1), "Ôn tập xong")])
+    shown = await chat.say("/tiendo")
+    assert "   – Ôn tập: 100% ✅" in shown and "on-tap" not in shown

@@ -233,3 +233,43 @@ async def test_many_chats_at_once_all_get_their_answer(database_url, clock):
         assert all("họ và tên" in answer for answer in answers), answers
     finally:
         await services.database.dispose()
+
+
+async def test_the_longest_ids_the_content_check_allows_are_stored_on_every_database(database_url, clock, tmp_path):
+    """A lesson and question ids as long as `content check` allows: answers, activity and review all save."""
+    import shutil
+
+    import yaml
+
+    from bot.settings import Settings
+    from content.loader import CONTENT_DIR
+    from content.schema import ANSWER_KEY_MAX, ID_MAX
+    from tests.test_dialog_review import pass_missing_one
+
+    content = tmp_path / "content"
+    shutil.copytree(CONTENT_DIR, content, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    path = sorted((content / "lessons").glob("*.yaml"))[0]
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    old_id, data["id"] = data["id"], "bai-" + "d" * (ID_MAX - 4)
+    for number, question in enumerate(data["quiz"], start=1):
+        question["id"] = f"cau-{number}-" + "q" * (ANSWER_KEY_MAX - ID_MAX - 1 - 6)
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    course = content / "courses" / "co-ban.yaml"
+    course.write_text(course.read_text(encoding="utf-8").replace(f"- {old_id}\n", f"- {data['id']}\n"),
+                      encoding="utf-8")
+    settings = Settings(_env_file=None, database_url=database_url, content_dir=content)
+    services = await build_services(settings, clock=clock, rng=random.Random(4))
+    try:
+        chat = Chat(Dispatcher(services))
+        await register(chat)
+        lesson = services.catalog.lesson(data["id"])
+        assert lesson is not None and len(f"{lesson.id}/{lesson.quiz[0].id}") == ANSWER_KEY_MAX
+        await pass_missing_one(chat, lesson)
+        clock.advance(days=services.config.review_after_days)
+        await converse(chat, [("/hoc", "Ôn tập: 1 câu"), ("#Ôn tập", "câu 1/1")])
+        await converse(chat, [(str(lesson.quiz[0].correct_index + 1), "Ôn tập xong: bạn đúng 1/1 câu")])
+        async with services.database.session() as session:
+            keys = (await session.exec(select(Answer.question_id))).all()
+        assert len(keys) == len(lesson.quiz) + 1 and max(map(len, keys)) == ANSWER_KEY_MAX
+    finally:
+        await services.database.dispose()

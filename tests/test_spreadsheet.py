@@ -71,6 +71,28 @@ def test_a_new_lesson_and_its_questions_become_a_new_file(content, exported):
     assert catalog.core_course.lessons[-1] == "bai-moi"
 
 
+def test_ids_too_long_to_store_together_are_refused_like_in_the_files(content, exported):
+    """The import checks what `content check` checks: "lesson-id/question-id" must fit its column."""
+    from content.schema import ANSWER_KEY_MAX, ID_MAX
+
+    before = snapshot(content)
+    long_lesson = "bai-" + "a" * (ID_MAX - 4)
+    book = load_workbook(exported)
+    lessons, questions, courses = book["Bài học"], book[QUESTIONS], book["Khóa học"]
+    lessons.append([long_lesson, *[cell.value for cell in lessons[2]][1:]])
+    for number, row in enumerate(questions.iter_rows(min_row=2, max_row=6, values_only=True), start=1):
+        questions.append([long_lesson, f"cau-{number}-" + "b" * (ID_MAX - 6), *row[2:]])
+    courses["D2"] = courses["D2"].value + "\n" + long_lesson
+    book.save(exported)
+    with pytest.raises(SpreadsheetError) as caught:
+        import_workbook(exported, content)
+    messages = [str(problem) for problem in caught.value.problems]
+    row = lessons.max_row
+    assert any(m.startswith(f"Bài học, dòng {row}, cột A (Mã bài): câu 1:") and f"tối đa {ANSWER_KEY_MAX}" in m
+               for m in messages), messages
+    assert snapshot(content) == before
+
+
 def test_an_invalid_file_changes_nothing_and_names_every_error(content, exported):
     before = snapshot(content)
     edit(exported, QUESTIONS, "H2", "E")           # answer letter out of range
