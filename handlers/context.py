@@ -29,6 +29,10 @@ class HandlerConfig:
     commune_name: str = "xã Cát Thành"
     pass_percent: int = 80
     household_code_length: int = 6
+    # Wrong household codes a chat may type within the window before it must wait: guessing turns
+    # slow, while a person who mistypes is hardly ever held up (the head also sees who joined).
+    household_code_tries: int = 5
+    household_code_window_minutes: int = 60
     max_text_length: int = 1000
     review_after_days: int = 3
 

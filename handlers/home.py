@@ -20,6 +20,8 @@ CONSENT_QUESTION = (
     "Nếu không đồng ý, bạn vẫn đọc bài được, nhưng mình không lưu gì về bạn.\n\n"
     "Bạn có đồng ý không?"
 )
+UNFINISHED_REGISTRATION = "Phần đăng ký của bạn còn vài câu chưa trả lời. Bạn trả lời tiếp nhé?"
+BTN_CONTINUE_REGISTRATION = "📝 Tiếp tục đăng ký"
 HELP = (
     "❓ Cách dùng:\n"
     "• Bấm nút, hoặc gõ số của mục muốn chọn.\n"
@@ -61,9 +63,18 @@ async def start(turn: Turn) -> Replies:
     greeting = WELCOME.format(bot=texts.BOT_NAME, commune=turn.config.commune_name)
     if turn.person is not None:
         name = turn.person.full_name or turn.incoming.display_name or "bạn"
+        if turn.person.registration_step is not None:
+            return offer_to_continue(turn, texts.WELCOME_BACK.format(name=name))
         return await show_main_menu(turn, texts.WELCOME_BACK.format(name=name))
     turn.goto("consent")
     return [Reply(greeting), consent_reply()]
+
+
+def offer_to_continue(turn: Turn, greeting: str) -> Replies:
+    """A registration stopped halfway (the app closed, a restart): offer the questions left, or the menu."""
+    turn.goto("main")
+    keyboard = Keyboard().add(BTN_CONTINUE_REGISTRATION, "dangkytiep").add(texts.BTN_MENU, "menu")
+    return [Reply(f"{greeting}\n{UNFINISHED_REGISTRATION}", keyboard.build())]
 
 
 def help_text(registry: Registry) -> str:

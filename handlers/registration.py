@@ -8,13 +8,15 @@ import re
 from collections.abc import Awaitable, Callable
 
 from content.schema import GROUP_LABELS, CitizenGroup
+from handlers import household as households
 from handlers import texts
 from handlers.context import Turn
 from handlers.core import Keyboard, Reply, redrawn
 from handlers.home import consent_reply, show_main_menu
+from handlers.household import spoken_code
 from handlers.registry import Registry, Replies
 from storage import queries
-from storage.models import Household, Organisation, Village
+from storage.models import Household, Organisation, Person, Village
 
 ORDER = ["ask_name", "ask_village", "ask_group", "ask_household", "ask_orgs", "ask_vneid"]
 
@@ -36,14 +38,25 @@ ASK_HOUSEHOLD = (
     "Nếu bạn là người đầu tiên trong nhà, hãy tạo mã hộ mới để chia sẻ cho cả nhà."
 )
 ASK_HOUSEHOLD_CODE = "Bạn gõ mã hộ gồm {length} chữ số (ví dụ: 482915)."
+IN_HOUSEHOLD = "Muốn đổi sang hộ khác, bạn nhập mã hộ đó hoặc tạo mã hộ mới."
 BAD_HOUSEHOLD_CODE = "Mã hộ gồm {length} chữ số. Bạn kiểm tra và gõ lại nhé."
-NO_SUCH_HOUSEHOLD = "Không tìm thấy hộ có mã {code}. Bạn hỏi lại người nhà và gõ lại nhé."
 JOINED_HOUSEHOLD = "Bạn đã vào hộ có mã {code}."
 CREATED_HOUSEHOLD = (
     "Mã hộ của nhà bạn là: {spoken}\n\n"
     "Hãy đọc mã này cho người nhà để họ nhập khi đăng ký. Xem lại mã bất cứ lúc nào trong /caidat."
 )
+RENEWED_HOUSEHOLD = (
+    "Mã hộ mới của nhà bạn là: {spoken}\n\n"
+    "Mã cũ không dùng được nữa. Người nhà đã ở trong hộ vẫn giữ nguyên; ai chưa vào thì đọc mã mới cho họ."
+)
 LEFT_HOUSEHOLD = "Bạn đã rời hộ gia đình."
+CONFIRM_REMOVE = (
+    "Bạn chắc chắn muốn bỏ {name} khỏi hộ gia đình? "
+    "Người này sẽ không còn trong hộ; muốn vào lại thì phải nhập mã hộ."
+)
+REMOVED = "Đã bỏ {name} khỏi hộ. Người này vẫn biết mã cũ: bạn nên đổi mã hộ để họ không vào lại được."
+BTN_REMOVE_YES = "✅ Có, bỏ khỏi hộ"
+BTN_REMOVE_NO = "↩️ Không, giữ lại"
 ASK_ORGS = "Bạn là thành viên của tổ chức nào? Chọn bao nhiêu cũng được, rồi chọn 'Xong'."
 ASK_VNEID = "Tài khoản định danh điện tử VNeID mức 2 của bạn đã kích hoạt chưa?"
 VNEID_LABELS = {"yes": "Đã kích hoạt mức 2", "no": "Chưa kích hoạt", "unknown": "Chưa rõ"}
@@ -59,17 +72,47 @@ NOT_ANSWERED = "chưa trả lời"
 NAME_PATTERN = re.compile(r"^[^\W\d_]+(?:[ .'-][^\W\d_]+)*$")
 
 
-def spoken_code(code: str) -> str:
-    """'482915' -> '482 915': groups of three are easier to read aloud on the phone."""
-    return " ".join(code[i : i + 3] for i in range(0, len(code), 3))
-
-
 async def begin_registration(turn: Turn) -> Replies:
     turn.person = await queries.create_person(
         turn.session, turn.incoming.channel, turn.incoming.user_id, turn.now
     )
     await queries.log_activity(turn.session, turn.person, "consent_given", turn.now)
+    _reached(turn, ORDER[0])
     return [Reply(THANKS), *await _enter(turn, ORDER[0], flow="register")]
+
+
+def _reached(turn: Turn, step: str | None) -> None:
+    """Remember the registration question reached (None: all done), so /start can continue there."""
+    assert turn.person is not None
+    turn.person.registration_step = step
+    turn.session.add(turn.person)
+
+
+def _answered(person: Person, step: str) -> bool:
+    """Whether a question was answered, e.g. from /caidat. Organisations cannot tell: none is an answer."""
+    answers = {
+        "ask_name": person.full_name, "ask_village": person.village_id, "ask_group": person.target_group,
+        "ask_household": person.household_id, "ask_vneid": person.vneid_level2,
+    }
+    return answers.get(step) is not None
+
+
+async def resume_registration(turn: Turn, _arg: str = "") -> Replies:
+    """'Tiếp tục đăng ký': the first question not answered yet, from where the person stopped.
+
+    Questions before that point were answered or skipped, and skipped ones are not asked again.
+    """
+    person = turn.person
+    if person is None:
+        return await ask_consent(turn)
+    if person.registration_step not in ORDER:
+        return await show_main_menu(turn)
+    remaining = ORDER[ORDER.index(person.registration_step):]
+    step = next((step for step in remaining if not _answered(person, step)), None)
+    if step is None:
+        return await _finish(turn, [])
+    _reached(turn, step)
+    return await _enter(turn, step, flow="register")
 
 
 async def on_consent(turn: Turn, answer: str) -> Replies:
@@ -100,9 +143,17 @@ async def _after(turn: Turn, step: str, note: str | None = None, *, keep: bool =
     notes = [Reply(note, standalone=keep)] if note else []
     if turn.data.get("flow") == "settings":
         return [*notes, *await show_settings(turn, SAVED)]
+    if step not in ORDER:  # an old skip button from a screen that is not a question
+        return [*notes, *await show_main_menu(turn)]
     position = ORDER.index(step)
     if position + 1 < len(ORDER):  # the registration questions replace each other on one screen
+        _reached(turn, ORDER[position + 1])
         return redrawn([*notes, *await _enter(turn, ORDER[position + 1], flow="register")])
+    return await _finish(turn, notes)
+
+
+async def _finish(turn: Turn, notes: list[Reply]) -> Replies:
+    _reached(turn, None)
     await queries.log_activity(turn.session, turn.person, "registered", turn.now)
     first = turn.catalog.core_course.lessons[0]
     turn.goto("main")
@@ -194,31 +245,81 @@ async def on_group(turn: Turn, arg: str) -> Replies:
 
 # --- household ----------------------------------------------------------------------------------
 
-async def view_household(turn: Turn) -> Replies:
-    keyboard = Keyboard().add("🔢 Nhập mã hộ", "hh:join").add("➕ Tạo mã hộ mới", "hh:create")
-    if turn.person is not None and turn.person.household_id is not None:
+async def view_household(turn: Turn, notes: Replies | None = None) -> Replies:
+    person = turn.person
+    keyboard = Keyboard()
+    text = ASK_HOUSEHOLD
+    household = await _household_of(turn)
+    if household is not None:
+        summary = await households.summary(turn, household)
+        # The head's screen is long enough with the members; the buttons say the rest.
+        text = summary.text if summary.buttons else f"{summary.text}\n\n{IN_HOUSEHOLD}"
+        for button in summary.buttons:
+            keyboard.add(button.label, button.action)
+    keyboard.add("🔢 Nhập mã hộ", "hh:join").add("➕ Tạo mã hộ mới", "hh:create")
+    if person is not None and person.household_id is not None:
         keyboard.add("Rời hộ hiện tại", "hh:leave")
-    return [Reply(ASK_HOUSEHOLD, _skip_or_back(turn, keyboard).build())]
+    return [*(notes or []), Reply(text, _skip_or_back(turn, keyboard).build())]
 
 
-async def on_household(turn: Turn, arg: str) -> Replies:
+async def _household_of(turn: Turn) -> Household | None:
+    person = turn.person
+    if person is None or person.household_id is None:
+        return None
+    return await turn.session.get(Household, person.household_id)
+
+
+async def _household_again(turn: Turn, note: str | None = None) -> Replies:
+    """Back to the household screen (of registration or /caidat, whichever the person came from)."""
+    turn.goto("ask_household", flow=turn.data.get("flow", "register"))
+    return await view_household(turn, [Reply(note)] if note else None)
+
+
+async def _waiting(turn: Turn) -> Replies | None:
+    """The polite wait, when this chat typed too many wrong codes; None when it may try."""
+    tries = await households.code_tries(turn)
+    if tries.wait_until is None:
+        return None
+    return await _household_again(turn, households.wait_text(turn, tries.wait_until))
+
+
+async def on_join(turn: Turn) -> Replies:
+    waiting = await _waiting(turn)
+    if waiting is not None:
+        return waiting
+    turn.goto("ask_household_code", flow=turn.data.get("flow", "register"))
+    return await view_household_code(turn)
+
+
+async def on_create(turn: Turn) -> Replies:
     person = turn.person
     assert person is not None
-    if arg == "join":
-        turn.goto("ask_household_code", flow=turn.data.get("flow", "register"))
-        return await view_household_code(turn)
-    if arg == "create":
-        previous = person.household_id
-        household = await queries.create_household(
-            turn.session, person.village_id, turn.services.random, turn.config.household_code_length, turn.now
-        )
-        await _move_to_household(turn, household, head=True, previous=previous)
-        created = CREATED_HOUSEHOLD.format(spoken=spoken_code(household.code))
-        return await _after(turn, "ask_household", created, keep=True)
-    if arg == "leave":
-        await _move_to_household(turn, None, head=False, previous=person.household_id)
-        return await _after(turn, "ask_household", LEFT_HOUSEHOLD)
-    return [Reply(UNKNOWN_CHOICE), *await view_household(turn)]
+    previous = person.household_id
+    household = await queries.create_household(
+        turn.session, person.village_id, turn.services.random, turn.config.household_code_length, turn.now
+    )
+    await _move_to_household(turn, household, head=True, previous=previous)
+    created = CREATED_HOUSEHOLD.format(spoken=spoken_code(household.code))
+    return await _after(turn, "ask_household", created, keep=True)
+
+
+async def on_leave(turn: Turn) -> Replies:
+    assert turn.person is not None
+    await _move_to_household(turn, None, head=False, previous=turn.person.household_id)
+    return await _after(turn, "ask_household", LEFT_HOUSEHOLD)
+
+
+async def on_renew_code(turn: Turn) -> Replies:
+    """The head gives the household a new code, so someone removed cannot come back with the old one."""
+    person = turn.person
+    household = await _household_of(turn)
+    if person is None or household is None or not person.is_household_head:
+        return await _household_again(turn)
+    code = await queries.renew_household_code(
+        turn.session, household, turn.services.random, turn.config.household_code_length
+    )
+    renewed = Reply(RENEWED_HOUSEHOLD.format(spoken=spoken_code(code)), standalone=True)
+    return [renewed, *await _household_again(turn)]
 
 
 async def _move_to_household(turn: Turn, household: Household | None, *, head: bool, previous: int | None) -> None:
@@ -238,20 +339,83 @@ async def view_household_code(turn: Turn) -> Replies:
 
 
 async def on_household_code_text(turn: Turn, text: str) -> Replies:
-    code = re.sub(r"[\s.\-]", "", text)
+    person = turn.person
+    assert person is not None
     length = turn.config.household_code_length
-    if not (code.isdigit() and len(code) == length):
+    code = households.parse_code(text, length)
+    if code is None:
         return [Reply(BAD_HOUSEHOLD_CODE.format(length=length)), *await view_household_code(turn)]
-    household = await queries.household_by_code(turn.session, code)
+    waiting = await _waiting(turn)  # checked before the lookup: while waiting, nothing is looked up
+    if waiting is not None:
+        return waiting
+    household = await queries.household_by_code(turn.session, code, leaving=person.household_id)
     if household is None:
-        return [Reply(NO_SUCH_HOUSEHOLD.format(code=spoken_code(code))), *await view_household_code(turn)]
-    assert turn.person is not None
-    await _move_to_household(turn, household, head=False, previous=turn.person.household_id)
+        return await _missed(turn)
+    await _move_to_household(turn, household, head=False, previous=person.household_id)
     return await _after(turn, "ask_household", JOINED_HOUSEHOLD.format(code=spoken_code(code)))
+
+
+async def _missed(turn: Turn) -> Replies:
+    """One answer for every miss, whether or not the code was ever used: nothing to learn from it."""
+    tries = await households.record_miss(turn)
+    if tries.wait_until is not None:
+        return await _household_again(turn, households.wait_text(turn, tries.wait_until))
+    return [Reply(households.miss_text(tries)), *await view_household_code(turn)]
+
+
+async def on_remove(turn: Turn, argument: str) -> Replies:
+    """The head pressed a member's remove button: ask once before removing."""
+    member = await households.removable_member(turn, argument)
+    if member is None:
+        return await _household_again(turn)
+    turn.goto("household_remove", flow=turn.data.get("flow", "register"), member=member.id)
+    return await view_household_remove(turn)
+
+
+async def view_household_remove(turn: Turn) -> Replies:
+    member = await households.removable_member(turn, str(turn.data.get("member", "")))
+    if member is None:
+        return await _household_again(turn)
+    keyboard = Keyboard().add(BTN_REMOVE_YES, "hh:removeyes").add(BTN_REMOVE_NO, "hh:removeno")
+    return [Reply(CONFIRM_REMOVE.format(name=households.member_name(member)), keyboard.build())]
+
+
+async def on_remove_confirmed(turn: Turn) -> Replies:
+    """Checked again now: the member may have left, or the person stopped being the head, meanwhile."""
+    head = turn.person
+    member = await households.removable_member(turn, str(turn.data.get("member", "")))
+    if head is None or member is None or head.household_id is None:
+        return await _household_again(turn)
+    name = households.member_name(member)
+    if not await queries.remove_from_household(turn.session, member.id, head.household_id):  # type: ignore[arg-type]
+        return await _household_again(turn)
+    return await _household_again(turn, REMOVED.format(name=name))
 
 
 async def on_household_back(turn: Turn, _arg: str) -> Replies:
     return await _enter(turn, "ask_household", flow=turn.data.get("flow", "register"))
+
+
+HOUSEHOLD_ACTIONS: dict[str, Callable[[Turn], Awaitable[Replies]]] = {
+    "join": on_join,
+    "create": on_create,
+    "leave": on_leave,
+    "newcode": on_renew_code,
+    "removeyes": on_remove_confirmed,
+    "removeno": _household_again,
+}
+
+
+async def _household_action(turn: Turn, arg: str) -> Replies:
+    if arg == "back":
+        return await on_household_back(turn, arg)
+    verb, _, argument = arg.partition(":")
+    if verb == "remove":
+        return await on_remove(turn, argument)
+    action = HOUSEHOLD_ACTIONS.get(arg)
+    if action is None:
+        return [Reply(UNKNOWN_CHOICE), *await view_household(turn)]
+    return await action(turn)
 
 
 # --- organisations ------------------------------------------------------------------------------
@@ -405,6 +569,8 @@ def register(registry: Registry) -> None:
     registry.add_command("caidat", "Xem và sửa thông tin của bạn", open_settings)
     registry.add_action("caidat", open_settings, anywhere=True)
     registry.add_action("dangky", ask_consent, anywhere=True)
+    # Only shows the person's own next question, so it is safe from any old message.
+    registry.add_action("dangkytiep", resume_registration, anywhere=True)
     registry.add_action("consent", on_consent)
     registry.add_action("set", _needs_person(on_settings_action))
     registry.add_action("name", _needs_person(on_name_action))
@@ -420,11 +586,7 @@ def register(registry: Registry) -> None:
     registry.add_step("ask_group", _needs_person(view_group))
     registry.add_step("ask_household", _needs_person(view_household))
     registry.add_step("ask_household_code", _needs_person(view_household_code), _needs_person(on_household_code_text))
+    registry.add_step("household_remove", _needs_person(view_household_remove))
     registry.add_step("ask_orgs", _needs_person(view_orgs))
     registry.add_step("ask_vneid", _needs_person(view_vneid))
 
-
-async def _household_action(turn: Turn, arg: str) -> Replies:
-    if arg == "back":
-        return await on_household_back(turn, arg)
-    return await on_household(turn, arg)

@@ -68,6 +68,9 @@ class Person(SQLModel, table=True):
     target_group: str | None = Field(default=None, max_length=40)
     vneid_level2: str | None = Field(default=None, max_length=10)
     role: str = Field(default="resident", max_length=20)
+    # The registration question reached (answered or skipped up to it); None once registration is done,
+    # so /start can offer to continue an interrupted registration without asking skipped ones again.
+    registration_step: str | None = Field(default=None, max_length=30)
     consent_at: datetime = _when()
     created_at: datetime = _when()
 
@@ -209,7 +212,22 @@ class InboxUpdate(SQLModel, table=True):
     done_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True, index=True)
 
 
+class HouseholdCodeTry(SQLModel, table=True):
+    """A wrong household code typed in a chat: a few an hour are allowed, then the chat waits.
+
+    Counted per chat (channel + external id), not per person, so erasing one's data and consenting
+    again does not reset the count. Holds no code and no name; a chat's rows older than the window
+    are deleted whenever it tries again.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=20)
+    external_id: str = Field(max_length=64, index=True)
+    at: datetime = _when()
+
+
 ALL_TABLES = [
     Village, Organisation, Household, Person, ChannelAccount, Membership, LessonProgress,
     QuizAttempt, Answer, Activity, ConversationState, ProcessedUpdate, InboxUpdate,
+    HouseholdCodeTry,
 ]

@@ -6,7 +6,7 @@ import random
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime, timedelta, tzinfo
 
-from sqlalchemy import and_, bindparam, delete, func, update
+from sqlalchemy import and_, bindparam, delete, func, or_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.dml import Insert
@@ -19,6 +19,7 @@ from storage.models import (
     ChannelAccount,
     ConversationState,
     Household,
+    HouseholdCodeTry,
     LessonProgress,
     Membership,
     Organisation,
@@ -86,17 +87,23 @@ async def load_state(session: AsyncSession, channel: str, external_id: str, now:
     """The conversation state of this chat, created at the main menu on first contact."""
     # FOR UPDATE (PostgreSQL; SQLite already holds the write lock) keeps two workers given two
     # messages of one chat from overwriting each other's step.
-    state = (
-        await session.exec(
-            select(ConversationState)
-            .where(ConversationState.channel == channel, ConversationState.external_id == external_id)
-            .with_for_update()
-        )
-    ).first()
+    query = (
+        select(ConversationState)
+        .where(ConversationState.channel == channel, ConversationState.external_id == external_id)
+        .with_for_update()
+    )
+    state = (await session.exec(query)).first()
     if state is None:
-        state = ConversationState(channel=channel, external_id=external_id, step="new", updated_at=now)
-        session.add(state)
-        await session.flush()
+        # Insert-or-get: two first messages handled at once (two workers) must not both insert the row;
+        # on PostgreSQL the second insert waits for the first to commit, then does nothing.
+        dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        await (await session.connection()).execute(
+            insert(ConversationState)
+            .values(channel=channel, external_id=external_id, step="new", data={}, menu=[], updated_at=now)
+            .on_conflict_do_nothing(index_elements=["channel", "external_id"])
+        )
+        state = (await session.exec(query)).one()
     return state
 
 
@@ -161,23 +168,102 @@ def _household_code(rng: random.Random, length: int) -> str:
     return "".join(rng.choice("0123456789") for _ in range(length))
 
 
-async def create_household(
-    session: AsyncSession, village_id: int | None, rng: random.Random, length: int, now: datetime
-) -> Household:
-    """A new household with a fresh numeric code (digits are easy to read aloud and to type)."""
+async def _free_code(session: AsyncSession, rng: random.Random, length: int) -> str:
+    """A numeric code no household has (digits are easy to read aloud and to type)."""
     for _ in range(50):
         code = _household_code(rng, length)
         taken = (await session.exec(select(Household.id).where(Household.code == code))).first()
         if taken is None:
-            household = Household(code=code, village_id=village_id, created_at=now)
-            session.add(household)
-            await session.flush()
-            return household
+            return code
     raise RuntimeError("không tạo được mã hộ mới: hãy tăng HOCVUSO_HOUSEHOLD_CODE_LENGTH")
 
 
-async def household_by_code(session: AsyncSession, code: str) -> Household | None:
-    return (await session.exec(select(Household).where(Household.code == code))).first()
+async def create_household(
+    session: AsyncSession, village_id: int | None, rng: random.Random, length: int, now: datetime
+) -> Household:
+    """A new household with a fresh numeric code."""
+    household = Household(code=await _free_code(session, rng, length), village_id=village_id, created_at=now)
+    session.add(household)
+    await session.flush()
+    return household
+
+
+async def renew_household_code(session: AsyncSession, household: Household, rng: random.Random, length: int) -> str:
+    """Give the household a fresh code: whoever knew the old one (a removed stranger) cannot join again."""
+    household.code = await _free_code(session, rng, length)
+    session.add(household)
+    await session.flush()
+    return household.code
+
+
+async def household_by_code(
+    session: AsyncSession, code: str, *, leaving: int | None = None
+) -> Household | None:
+    """The household with this code, its row locked until the transaction ends.
+
+    A join and the deletion of the household by its last member leaving or erasing take the same row
+    lock (FOR UPDATE on PostgreSQL; SQLite has one writer anyway), so one waits for the other: the
+    join either sees the household gone, or the deletion sees the new member and keeps it.
+    `leaving` (the joiner's current household, which the join may empty and delete) is locked by the
+    same statement, both in id order, so two people swapping households at once cannot deadlock.
+    """
+    condition = Household.code == code
+    if leaving is not None:
+        condition = or_(condition, Household.id == leaving)
+    rows = await session.exec(select(Household).where(condition).order_by(col(Household.id)).with_for_update())
+    return next((household for household in rows.all() if household.code == code), None)
+
+
+async def _lock_household(session: AsyncSession, household_id: int) -> bool:
+    """Lock the household row (see `household_by_code`); False when it is gone."""
+    statement = select(Household.id).where(Household.id == household_id).with_for_update()
+    return (await session.exec(statement)).first() is not None
+
+
+async def household_members(session: AsyncSession, household_id: int) -> list[Person]:
+    """The household's members, in the order they were registered."""
+    statement = select(Person).where(Person.household_id == household_id).order_by(col(Person.id))
+    return list((await session.exec(statement)).all())
+
+
+async def remove_from_household(session: AsyncSession, person_id: int, household_id: int) -> bool:
+    """Take a person out of this household; False (and nothing changed) unless they are in it now.
+
+    One conditional UPDATE, so a member who left or erased meanwhile is never touched.
+    """
+    result = await session.exec(
+        update(Person)
+        .where(col(Person.id) == person_id, col(Person.household_id) == household_id)
+        .values(household_id=None, is_household_head=False)
+    )
+    return result.rowcount == 1
+
+
+async def household_code_tries(
+    session: AsyncSession, channel: str, external_id: str, since: datetime
+) -> list[datetime]:
+    """When this chat typed a wrong household code after `since`, the oldest first."""
+    statement = (
+        select(HouseholdCodeTry.at)
+        .where(HouseholdCodeTry.channel == channel, HouseholdCodeTry.external_id == external_id,
+               HouseholdCodeTry.at > since)
+        .order_by(col(HouseholdCodeTry.at))
+    )
+    return list((await session.exec(statement)).all())
+
+
+async def record_household_code_try(
+    session: AsyncSession, channel: str, external_id: str, now: datetime, window_minutes: int
+) -> None:
+    """Note a wrong household code, and forget this chat's tries that no longer count."""
+    await session.exec(
+        delete(HouseholdCodeTry).where(
+            col(HouseholdCodeTry.channel) == channel, col(HouseholdCodeTry.external_id) == external_id,
+            col(HouseholdCodeTry.at) <= now - timedelta(minutes=window_minutes),
+        )
+    )
+    session.add(HouseholdCodeTry(channel=channel, external_id=external_id, at=now))
+    await session.flush()
 
 
 async def household_member_count(session: AsyncSession, household_id: int) -> int:
@@ -322,11 +408,18 @@ async def erase_person(session: AsyncSession, person: Person, keep_state_id: int
     await session.exec(delete(ChannelAccount).where(ChannelAccount.person_id == person_id))
     await session.delete(person)
     await session.flush()
-    if household_id is not None and await household_member_count(session, household_id) == 0:
-        await session.exec(delete(Household).where(Household.id == household_id))
+    if household_id is not None:
+        await delete_household_if_empty(session, household_id)
 
 
 async def delete_household_if_empty(session: AsyncSession, household_id: int) -> None:
+    """Delete the household when nobody is left in it.
+
+    The row is locked before counting, so a join holding it finishes first and is counted (each
+    statement of a PostgreSQL READ COMMITTED transaction sees what committed before it).
+    """
+    if not await _lock_household(session, household_id):
+        return
     if await household_member_count(session, household_id) == 0:
         await session.exec(delete(Household).where(Household.id == household_id))
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from sqlmodel import select
 
+from bot.app import build_services
+from handlers.dispatcher import Dispatcher
 from storage.models import ChannelAccount, Household, Membership, Person
 from tests.support import Chat, converse
 
@@ -50,7 +52,7 @@ async def test_household_code_is_shared_with_the_family(dispatcher, services):
         ("#Bỏ qua", "Hộ gia đình"),
         ("#Nhập mã hộ", "6 chữ số"),
         ("12", "gồm 6 chữ số"),
-        ("000000" if code != "000000" else "111111", "Không tìm thấy hộ"),
+        ("000000" if code != "000000" else "111111", "Mã hộ chưa đúng"),
         (spoken, f"Bạn đã vào hộ có mã {spoken}"),
     ])
     async with services.database.session() as session:
@@ -135,4 +137,54 @@ async def test_settings_change_one_answer_and_return(chat, services):
 async def test_start_again_after_registration_welcomes_back(chat):
     await register(chat)
     await converse(chat, [("/start", "Chào mừng bạn quay lại, Nguyễn Văn An")])
+    assert "Tiếp tục đăng ký" not in chat.transcript
     await converse(chat, [("menu", "Bạn muốn làm gì?")])
+
+
+async def test_an_interrupted_registration_is_offered_again_where_it_stopped(chat, settings, clock):
+    await converse(chat, [
+        ("/start", "Bạn có đồng ý không?"),
+        ("#Đồng ý", "họ và tên"),
+        ("Phạm Thị Mai", "thôn/xóm"),
+        ("#Bỏ qua", "nhóm nào"),
+        ("#Người dân", "Hộ gia đình"),
+        ("/start", "Chào mừng bạn quay lại, Phạm Thị Mai"),
+    ])
+    assert "còn vài câu" in chat.transcript
+    await converse(chat, [("#Về menu", "Bạn muốn làm gì?")])
+    # The person comes back after a restart: a fresh process, the same database.
+    restarted = await build_services(settings, clock=clock)
+    try:
+        chat.dispatcher = Dispatcher(restarted)
+        await converse(chat, [
+            ("/start", "Tiếp tục đăng ký"),
+            ("#Tiếp tục đăng ký", "Hộ gia đình"),  # the village was skipped, the group answered
+            ("#Bỏ qua", "tổ chức nào"),
+            ("#Xong", "VNeID mức 2"),
+            ("/start", "Tiếp tục đăng ký"),
+            ("#Tiếp tục đăng ký", "VNeID mức 2"),
+            ("#Chưa kích hoạt", "Đăng ký xong"),
+            ("/start", "Chào mừng bạn quay lại"),
+        ])
+        assert "Tiếp tục đăng ký" not in chat.transcript
+    finally:
+        await restarted.database.dispose()
+
+
+async def test_resuming_passes_over_what_was_answered_in_settings(chat):
+    await converse(chat, [
+        ("/start", "Bạn có đồng ý không?"),
+        ("#Đồng ý", "họ và tên"),
+        ("/caidat", "Bạn muốn sửa mục nào?"),
+        ("#Họ tên", "họ và tên"),
+        ("Phạm Thị Mai", "Đã lưu"),
+        ("#Thôn/xóm", "thôn/xóm nào"),
+        ("#Thôn 3", "Đã lưu"),
+        ("/start", "Tiếp tục đăng ký"),
+        ("#Tiếp tục đăng ký", "nhóm nào"),
+    ])
+
+
+async def test_an_old_continue_button_after_registration_goes_home(chat):
+    await register(chat)
+    assert "Bạn muốn làm gì?" in await chat.press("dangkytiep")

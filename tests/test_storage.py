@@ -12,7 +12,16 @@ from sqlmodel import select
 
 from storage import migrate, queries
 from storage.db import Database
-from storage.models import ALL_TABLES, Activity, Answer, ConversationState, Household, Person, QuizAttempt
+from storage.models import (
+    ALL_TABLES,
+    Activity,
+    Answer,
+    ConversationState,
+    Household,
+    HouseholdCodeTry,
+    Person,
+    QuizAttempt,
+)
 
 NOW = datetime(2026, 12, 1, 3, 30, tzinfo=UTC)
 
@@ -231,3 +240,37 @@ async def test_a_ping_waits_behind_an_open_transaction(sqlite_url):
     release.set()
     await asyncio.gather(holder, ping)  # a ping outside the queue fails here with "database is locked"
     await db.dispose()
+
+
+async def test_household_code_tries_are_counted_per_chat_and_pruned(database):
+    hour = 60
+    async with database.session() as session:
+        for minutes in (0, 30, 50):
+            await queries.record_household_code_try(session, "telegram", "42", NOW + timedelta(minutes=minutes), hour)
+        await queries.record_household_code_try(session, "zalo", "42", NOW, hour)
+    later = NOW + timedelta(minutes=70)
+    async with database.session() as session:
+        counted = await queries.household_code_tries(session, "telegram", "42", later - timedelta(minutes=hour))
+        assert counted == [NOW + timedelta(minutes=30), NOW + timedelta(minutes=50)]
+        await queries.record_household_code_try(session, "telegram", "42", later, hour)  # prunes the 0-minute try
+    async with database.session() as session:
+        rows = (await session.exec(select(HouseholdCodeTry.channel, HouseholdCodeTry.at))).all()
+    assert sorted(rows) == sorted([("zalo", NOW), ("telegram", NOW + timedelta(minutes=30)),
+                                   ("telegram", NOW + timedelta(minutes=50)), ("telegram", later)])
+
+
+async def test_a_member_is_removed_only_from_the_household_they_are_in(database):
+    async with database.session() as session:
+        ours = await queries.create_household(session, None, random.Random(1), 6, NOW)
+        theirs = await queries.create_household(session, None, random.Random(2), 6, NOW)
+        person = await queries.create_person(session, "console", "an", NOW)
+        person.household_id = theirs.id
+        session.add(person)
+    async with database.session() as session:
+        assert not await queries.remove_from_household(session, person.id, ours.id)
+        assert await queries.household_by_code(session, theirs.code, leaving=ours.id) is not None
+    async with database.session() as session:
+        assert (await session.get(Person, person.id)).household_id == theirs.id
+        assert await queries.remove_from_household(session, person.id, theirs.id)
+    async with database.session() as session:
+        assert (await session.get(Person, person.id)).household_id is None
