@@ -30,8 +30,10 @@ def handler_config(settings: Settings) -> HandlerConfig:
 
 
 async def prepare_database(database: Database, settings: Settings) -> None:
-    """Bring the schema to the newest migration and add the configured villages and organisations."""
+    """Bring the schema to the newest migration, check the database takes writes, and add the
+    configured villages and organisations."""
     await migrate.upgrade(database.engine)
+    await database.check_writable()
     async with database.session() as session:
         await queries.sync_reference_data(session, settings.villages, settings.organisations)
 

@@ -5,28 +5,45 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import Coroutine
+import traceback
+import unicodedata
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 
 from bot.app import build_services
-from bot.logs import configure_logging
-from bot.settings import Settings, SettingsError, load_settings
+from bot.logs import (
+    configure_from_settings,
+    configure_logging,
+    discard_startup_logs,
+    redact,
+    release_startup_logs,
+    secrets_of,
+)
+from bot.settings import Settings, SettingsError, column_length, composed, load_settings
+from bot.startup import describe
 from content.loader import ContentError, load_catalog
 from handlers.dispatcher import Dispatcher
 from storage import migrate
 from storage.db import Database
+from storage.models import ChannelAccount, ConversationState
 
-app = typer.Typer(help="hocvuso – trợ lý Bình dân học vụ số.", no_args_is_help=True, add_completion=False)
+T = TypeVar("T")
+
+# Locals in a traceback would show the token (PTB keeps it in local variables): never print them.
+app = typer.Typer(help="hocvuso – trợ lý Bình dân học vụ số.", no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_show_locals=False)
 db_app = typer.Typer(help="Cơ sở dữ liệu.", no_args_is_help=True)
 content_app = typer.Typer(help="Nội dung bài học.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(content_app, name="content")
 
 err = Console(stderr=True)
+# A console person's name is their chat id; PostgreSQL keeps at most this many characters of it.
+CONSOLE_USER_MAX = min(column_length(ChannelAccount, "external_id"), column_length(ConversationState, "external_id"))
 
 
 def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
@@ -40,15 +57,60 @@ def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
         uvloop.run(main)
 
 
+def _say(text: str) -> None:
+    """One message on stderr, never wrapped (a terminal narrower than the line must not split it)."""
+    err.print(text, style="red", markup=False, highlight=False, soft_wrap=True)
+
+
 def _settings() -> Settings:
     try:
         return load_settings()
     except SettingsError as exc:
-        err.print(f"[red]{exc}[/red]", highlight=False)
+        _say(str(exc))
         raise typer.Exit(2) from None
 
 
-def _fail_on_content(exc: ContentError) -> None:
+def _start(settings: Settings, call: Callable[[], T], passes: tuple[type[Exception], ...] = ()) -> T:
+    """Run a command's event loop; anything that escapes it ends the command with one line and exit 1.
+
+    The line (bot/startup.py) names the setting or the file and never a secret; HOCVUSO_DEBUG=1 adds
+    what was logged and the traceback, with the secrets redacted. Exceptions in `passes` are the
+    caller's to tell.
+    """
+    try:
+        return call()
+    except ContentError as exc:
+        discard_startup_logs()
+        _fail_on_content(exc)
+    except (typer.Exit, typer.Abort, *passes):
+        discard_startup_logs()
+        raise
+    except (Exception, SystemExit) as exc:
+        # SystemExit too: uvicorn calls sys.exit inside the event loop when it cannot listen.
+        if isinstance(exc, SystemExit) and not exc.code:
+            raise
+        if settings.debug:
+            release_startup_logs()
+            sys.stderr.write(redact("".join(traceback.format_exception(exc)), secrets_of(settings)))
+        else:
+            discard_startup_logs()
+        _say(describe(exc, settings))
+        raise typer.Exit(1) from None
+    finally:
+        release_startup_logs()  # nothing is lost on any other way out (no-op after a discard)
+
+
+def _console_user(raw: str) -> str:
+    """The --user of `hocvuso chat`: composed, stripped, and short enough to be stored as a chat id."""
+    user = composed(raw)
+    if not 1 <= len(user) <= CONSOLE_USER_MAX or any(unicodedata.category(c) in ("Cc", "Cs") for c in user):
+        _say(f"Tên người dùng thử (--user) cần từ 1 đến {CONSOLE_USER_MAX} ký tự, không có ký tự điều khiển. "
+             "Bạn chọn tên khác giúp mình nhé.")
+        raise typer.Exit(2)
+    return user
+
+
+def _fail_on_content(exc: ContentError) -> NoReturn:
     err.print(f"[red]Nội dung có {len(exc.problems)} lỗi:[/red]", highlight=False)
     for problem in exc.problems:
         err.print(f"  {problem}", highlight=False, markup=False)
@@ -63,19 +125,18 @@ def chat(
     from bot.channels.console import run_console
 
     settings = _settings()
+    user = _console_user(user)
+    configure_from_settings(settings, logging.WARNING)
 
     async def _main() -> None:
-        try:
-            services = await build_services(settings)
-        except ContentError as exc:
-            _fail_on_content(exc)
-            return
+        services = await build_services(settings)
+        release_startup_logs()  # started: a failing turn is logged at once
         try:
             await run_console(Dispatcher(services), user)
         finally:
             await services.database.dispose()
 
-    asyncio.run(_main())
+    _start(settings, lambda: asyncio.run(_main()))
 
 
 @app.command()
@@ -84,22 +145,20 @@ def run() -> None:
     from bot.runtime import NoChannelConfigured, run_until_signalled
 
     settings = _settings()
-    secrets = [s.get_secret_value() for s in (settings.telegram_token, settings.webhook_secret) if s]
-    configure_logging(logging.INFO, secrets)
+    configure_from_settings(settings, logging.INFO)
     try:
-        run_event_loop(run_until_signalled(settings))
+        _start(settings, lambda: run_event_loop(run_until_signalled(settings)), passes=(NoChannelConfigured,))
     except NoChannelConfigured:
-        err.print("Chưa cấu hình kênh nào: hãy đặt HOCVUSO_TELEGRAM_TOKEN (xem README). "
-                  "Muốn thử ngay trong cửa sổ này thì dùng: hocvuso chat", highlight=False)
+        _say("Chưa cấu hình kênh nào: hãy đặt HOCVUSO_TELEGRAM_TOKEN (xem README). "
+             "Muốn thử ngay trong cửa sổ này thì dùng: hocvuso chat")
         raise typer.Exit(2) from None
-    except ContentError as exc:
-        _fail_on_content(exc)
 
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Áp dụng các bản nâng cấp cấu trúc cơ sở dữ liệu (migration)."""
     settings = _settings()
+    configure_from_settings(settings, logging.WARNING)
 
     async def _main() -> str | None:
         database = Database(settings.database_url)
@@ -109,7 +168,7 @@ def db_upgrade() -> None:
         finally:
             await database.dispose()
 
-    revision = asyncio.run(_main())
+    revision = _start(settings, lambda: asyncio.run(_main()))
     typer.echo(f"Cơ sở dữ liệu đã ở phiên bản mới nhất ({revision}).")
 
 

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import annotated_types
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from sqlmodel import SQLModel
+
+from storage.models import Organisation, Village
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/hocvuso.db"
 
@@ -38,11 +47,57 @@ DEFAULT_ORGANISATIONS = [
 ]
 
 
+def column_length(model: type[SQLModel], column: str) -> int:
+    """The length of a string column, read from the model so a setting's limit cannot drift from it."""
+    return model.__table__.c[column].type.length  # type: ignore[attr-defined, no-any-return]
+
+
+# A name longer than its column is refused by PostgreSQL at the first start (SQLite would keep it).
+VILLAGE_NAME_MAX = column_length(Village, "name")
+ORGANISATION_NAME_MAX = column_length(Organisation, "name")
+COMMUNE_NAME_MAX = 100
+# Telegram tokens are "<bot id>:<secret>"; anything else would only be refused by the Bot API later.
+TELEGRAM_TOKEN = re.compile(r"[0-9]{1,20}:[A-Za-z0-9_-]{1,200}", re.ASCII)
+LISTEN_HOST = re.compile(r"[A-Za-z0-9.:_\[\]-]{1,253}", re.ASCII)
+
+
+def composed(text: str) -> str:
+    """NFC and stripped: names typed in Unikey's "Unicode tổ hợp" are measured and compared as composed."""
+    return unicodedata.normalize("NFC", text).strip()
+
+
 def _split_list(value: object) -> object:
     """Accept a list from `.env` as `a; b; c` (commas are common inside Vietnamese names)."""
     if isinstance(value, str):
-        return [item.strip() for item in value.split(";") if item.strip()]
+        return [item for item in (composed(part) for part in value.split(";")) if item]
     return value
+
+
+def _check_names(names: list[str], limit: int) -> list[str]:
+    names = [composed(name) for name in names]
+    if not names:
+        raise ValueError("cần ít nhất một mục")
+    for name in names:
+        if not name:
+            raise ValueError("có mục để trống")
+        if len(name) > limit:
+            raise ValueError(f"tên “{name[:30]}…” dài {len(name)} ký tự, quá {limit} ký tự cơ sở dữ liệu cho phép")
+    if len(set(names)) != len(names):
+        raise ValueError("có tên bị lặp")
+    return names
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("phải bắt đầu bằng http:// hoặc https://")
+    try:
+        parts.port  # noqa: B018  (reading it checks the port is a number in range)
+    except ValueError:
+        raise ValueError("cổng trong địa chỉ không hợp lệ") from None
+    if not parts.hostname or parts.query or parts.fragment or any(c.isspace() for c in value):
+        raise ValueError("phải là một địa chỉ như https://ten-may-chu, không có dấu cách, ? hay #")
+    return value.rstrip("/")
 
 
 class Settings(BaseSettings):
@@ -62,29 +117,63 @@ class Settings(BaseSettings):
     content_dir: Path | None = None
     household_code_length: int = Field(default=6, ge=5, le=9)
     pass_percent: int = Field(default=80, ge=1, le=100)
-    max_text_length: int = Field(default=1000, ge=100)
+    # Telegram's own message limit is 4096 characters; nothing longer can arrive.
+    max_text_length: int = Field(default=1000, ge=100, le=4096)
     review_after_days: int = Field(default=3, ge=1, le=60)
 
     telegram_token: SecretStr | None = None
     telegram_api_url: str = "https://api.telegram.org"
-    telegram_timeout: float = Field(default=10.0, gt=0, le=120)
+    telegram_timeout: float = Field(default=10.0, ge=0.1, le=120)
     telegram_max_retries: int = Field(default=4, ge=0, le=20)
-    telegram_poll_timeout: int = Field(default=25, ge=0, le=50)
+    # 0 would make an idle bot call getUpdates hundreds of times a second; Telegram allows up to 50.
+    telegram_poll_timeout: int = Field(default=25, ge=1, le=50)
     telegram_concurrency: int = Field(default=32, ge=1, le=256)
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
     listen_host: str = "127.0.0.1"
     listen_port: int = Field(default=8080, ge=1, le=65535)
+    debug: bool = False
 
     _split_villages = field_validator("villages", "organisations", mode="before")(_split_list)
 
-    @field_validator("villages", "organisations")
+    @field_validator("villages")
     @classmethod
-    def _not_empty(cls, value: list[str]) -> list[str]:
-        if not value:
-            raise ValueError("cần ít nhất một mục")
-        if len(set(value)) != len(value):
-            raise ValueError("có tên bị lặp")
+    def _village_names(cls, value: list[str]) -> list[str]:
+        return _check_names(value, VILLAGE_NAME_MAX)
+
+    @field_validator("organisations")
+    @classmethod
+    def _organisation_names(cls, value: list[str]) -> list[str]:
+        return _check_names(value, ORGANISATION_NAME_MAX)
+
+    @field_validator("commune_name")
+    @classmethod
+    def _commune_name(cls, value: str) -> str:
+        value = composed(value)
+        if not 1 <= len(value) <= COMMUNE_NAME_MAX:
+            raise ValueError(f"cần từ 1 đến {COMMUNE_NAME_MAX} ký tự")
+        return value
+
+    @field_validator("content_dir")
+    @classmethod
+    def _existing_folder(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError(f"không có thư mục {value}")
+        return value
+
+    @field_validator("telegram_token")
+    @classmethod
+    def _token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        # The value is never quoted back: it is a secret even when it is wrong.
+        if value is not None and not TELEGRAM_TOKEN.fullmatch(value.get_secret_value()):
+            raise ValueError("không đúng dạng token của @BotFather (số:chuỗi ký tự, không dấu cách)")
+        return value
+
+    @field_validator("listen_host")
+    @classmethod
+    def _host_shape(cls, value: str) -> str:
+        if not LISTEN_HOST.fullmatch(value):
+            raise ValueError("phải là tên máy hoặc địa chỉ IP, như 127.0.0.1 hay 0.0.0.0")
         return value
 
     @field_validator("timezone")
@@ -99,16 +188,25 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _supported_database(cls, value: str) -> str:
+        # Never quoted back: the address may hold a password.
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("phải bắt đầu bằng sqlite+aiosqlite:// hoặc postgresql+asyncpg://")
+        try:
+            url = make_url(value)
+            port_ok = url.port is None or 1 <= url.port <= 65535
+        except (ArgumentError, ValueError):
+            port_ok = False
+        if not port_ok:
+            raise ValueError("không đọc được địa chỉ này (xem mẫu trong .env.example)")
+        if url.get_backend_name() == "sqlite" and (not url.database or url.database == ":memory:"):
+            # Each pooled connection would get its own empty in-memory database.
+            raise ValueError("cần đường dẫn tới một tệp, như sqlite+aiosqlite:///var/hocvuso.db")
         return value
 
     @field_validator("telegram_api_url", "webhook_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError("phải bắt đầu bằng http:// hoặc https://")
-        return value.rstrip("/") if value else value
+        return _http_url(value) if value is not None else None
 
     @field_validator("webhook_secret")
     @classmethod
@@ -141,5 +239,36 @@ def load_settings(**overrides: object) -> Settings:
         lines = []
         for error in exc.errors():
             field = str(error["loc"][0]) if error["loc"] else "webhook_url"
-            lines.append(f"Cài đặt HOCVUSO_{field.upper()} không hợp lệ: {error['msg']}")
+            lines.append(f"Cài đặt HOCVUSO_{field.upper()} không hợp lệ: {explain_error(field, error)}")
         raise SettingsError("\n".join(lines)) from None
+
+
+def bounds(field: str) -> tuple[Any, Any] | None:
+    """(lowest, highest) allowed for a numeric setting, from its Field(ge=..., le=...)."""
+    info = Settings.model_fields.get(field)
+    metadata = info.metadata if info else []
+    low = next((m.ge for m in metadata if isinstance(m, annotated_types.Ge)), None)
+    high = next((m.le for m in metadata if isinstance(m, annotated_types.Le)), None)
+    return (low, high) if low is not None and high is not None else None
+
+
+NUMBER_ERRORS = {"int_parsing": "một số nguyên", "int_type": "một số nguyên", "int_from_float": "một số nguyên",
+                 "float_parsing": "một số", "float_type": "một số"}
+RANGE_ERRORS = {"greater_than_equal", "less_than_equal", "greater_than", "less_than"}
+
+
+def explain_error(field: str, error: ErrorDetails) -> str:
+    """The reason in Vietnamese. Never the value itself: it may be a token, a secret or a password."""
+    kind, context = error["type"], error.get("ctx") or {}
+    if kind == "value_error" and "error" in context:
+        return str(context["error"])
+    limits = bounds(field)
+    if kind in RANGE_ERRORS or kind in NUMBER_ERRORS:
+        whole = (info := Settings.model_fields.get(field)) is not None and info.annotation is int
+        what = NUMBER_ERRORS.get(kind, "một số nguyên" if whole else "một số")
+        return f"phải là {what} từ {limits[0]} đến {limits[1]}" if limits else f"phải là {what}"
+    if kind in ("bool_parsing", "bool_type"):
+        return "phải là 1 (bật) hoặc 0 (tắt)"
+    if kind == "list_type":
+        return "phải là danh sách, các mục cách nhau bằng dấu chấm phẩy"
+    return f"giá trị không dùng được ({kind})"

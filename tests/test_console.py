@@ -54,7 +54,58 @@ def test_bad_settings_stop_start_up_with_one_line(workdir):
     result = subprocess.run([sys.executable, "-m", "bot", "chat"], input="", capture_output=True, text=True,
                             cwd=workdir, env=env, timeout=60, check=False)
     assert result.returncode == 2
-    assert result.stderr.strip() == "Cài đặt HOCVUSO_TIMEZONE không hợp lệ: Value error, không biết múi giờ 'X/Y'"
+    assert result.stderr.strip() == "Cài đặt HOCVUSO_TIMEZONE không hợp lệ: không biết múi giờ 'X/Y'"
+
+
+def chat_process(workdir: Path, lines: list[str], *args: str, **settings: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOCVUSO_")}
+    env.update({f"HOCVUSO_{name.upper()}": value for name, value in settings.items()})
+    return subprocess.run([sys.executable, "-m", "bot", "chat", *args], input="\n".join(lines) + "\n",
+                          capture_output=True, text=True, cwd=workdir, env=env, timeout=60, check=False)
+
+
+@pytest.mark.parametrize("user", ["x" * 65, "   ", "an\x01"])
+def test_a_user_name_that_cannot_be_stored_is_refused_politely(workdir, user):
+    """PostgreSQL keeps at most 64 characters of a chat id (issue 8, #14)."""
+    result = chat_process(workdir, ["/start"], "--user", user)
+    assert result.returncode == 2
+    assert len(result.stderr.splitlines()) == 1 and "--user" in result.stderr
+    assert result.stdout == ""
+
+
+async def test_the_longest_user_name_is_answered_on_every_database(workdir, database_url):
+    import asyncio
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOCVUSO_")}
+    env["HOCVUSO_DATABASE_URL"] = database_url
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "chat", "--user", "ệ" * 64, cwd=workdir, env=env,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(process.communicate(b"/start\n1\n"), 60)
+    assert process.returncode == 0, err.decode()
+    assert "họ và tên" in out.decode() and "Xin lỗi" not in out.decode()
+
+
+def test_a_user_name_is_measured_composed_and_stripped(workdir):
+    out = run_chat(workdir, ["/start"], user=" " + "e\u0302" * 64 + " ")  # 64 "ê" typed decomposed
+    assert "Bạn có đồng ý không?" in out
+
+
+def test_chat_logs_a_failed_turn_without_the_name(workdir):
+    """`hocvuso chat` logs like `hocvuso run`: a failing database leaves no name on stderr (issue 8, #6)."""
+    import sqlite3
+
+    path = workdir / "var" / "hocvuso.db"
+    run_chat(workdir, ["/start"])
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TRIGGER hong BEFORE UPDATE OF full_name ON person "
+                           "BEGIN SELECT RAISE(ABORT, 'hỏng'); END")
+    connection.close()
+    token = "123456:AAbbCCdd_chat-token"
+    result = chat_process(workdir, ["1", "Lã Thị Riêng", "1"], "--user", "an", telegram_token=token)
+    assert result.returncode == 0, result.stderr
+    assert "handler failed" in result.stderr
+    assert "Lã Thị Riêng" not in result.stderr and token not in result.stderr
 
 
 async def test_all_twelve_lessons_can_be_completed_in_the_console(services):

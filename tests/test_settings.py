@@ -75,3 +75,115 @@ def test_secrets_are_redacted_from_log_lines():
     record = logging.LogRecord("httpx", logging.INFO, __file__, 1, "POST %s/bot%s/getMe", ("http://x", "123:abc"), None)
     assert RedactSecrets(["123:abc"]).filter(record)
     assert record.getMessage() == "POST http://x/bot***/getMe"
+
+
+# --- ranges and shapes (issue 8, #15 and #13) -------------------------------------------------------
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("TELEGRAM_POLL_TIMEOUT", "0"),
+    ("TELEGRAM_POLL_TIMEOUT", "51"),
+    ("TELEGRAM_TIMEOUT", "0"),
+    ("TELEGRAM_TIMEOUT", "121"),
+    ("TELEGRAM_MAX_RETRIES", "-1"),
+    ("TELEGRAM_CONCURRENCY", "0"),
+    ("MAX_TEXT_LENGTH", "99"),
+    ("MAX_TEXT_LENGTH", "100000"),
+    ("HOUSEHOLD_CODE_LENGTH", "4"),
+    ("REVIEW_AFTER_DAYS", "0"),
+    ("LISTEN_PORT", "0"),
+    ("LISTEN_PORT", "70000"),
+    ("LISTEN_HOST", "may chu"),
+    ("COMMUNE_NAME", "x" * 101),
+    ("TELEGRAM_API_URL", "http://"),
+    ("TELEGRAM_API_URL", "https://api.telegram.org?x=1"),
+    ("WEBHOOK_URL", "https://"),
+    ("CONTENT_DIR", "khong-co-thu-muc-nay"),
+    ("TELEGRAM_TOKEN", "khong phai token"),
+    ("DEBUG", "co le"),
+])
+def test_every_setting_has_a_range_or_a_shape(monkeypatch, tmp_path, name, value):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(f"HOCVUSO_{name}", value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert message.startswith(f"Cài đặt HOCVUSO_{name} không hợp lệ: ") and "\n" not in message
+    assert "Input should" not in message and "Value error" not in message  # told in Vietnamese
+
+
+def test_a_bad_secret_is_never_echoed(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOCVUSO_TELEGRAM_TOKEN", "123456:bi mat that su")
+    monkeypatch.setenv("HOCVUSO_WEBHOOK_SECRET", "bí-mật-có-dấu")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert "HOCVUSO_TELEGRAM_TOKEN" in message and "HOCVUSO_WEBHOOK_SECRET" in message
+    assert "bi mat" not in message and "bí-mật" not in message
+
+
+def test_a_content_dir_must_be_a_folder(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tep.txt").write_text("x", encoding="utf-8")
+    monkeypatch.setenv("HOCVUSO_CONTENT_DIR", str(tmp_path / "tep.txt"))
+    with pytest.raises(SettingsError, match="HOCVUSO_CONTENT_DIR"):
+        load_settings()
+    monkeypatch.setenv("HOCVUSO_CONTENT_DIR", str(tmp_path))
+    assert load_settings().content_dir == tmp_path
+
+
+def test_the_poll_timeout_accepts_its_whole_range(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    for value in ("1", "50"):
+        monkeypatch.setenv("HOCVUSO_TELEGRAM_POLL_TIMEOUT", value)
+        assert load_settings().telegram_poll_timeout == int(value)
+
+
+@pytest.mark.parametrize(("name", "model"), [("VILLAGES", "Village"), ("ORGANISATIONS", "Organisation")])
+def test_names_must_fit_their_database_column(monkeypatch, tmp_path, name, model):
+    import storage.models
+
+    monkeypatch.chdir(tmp_path)
+    limit = getattr(storage.models, model).__table__.c.name.type.length
+    monkeypatch.setenv(f"HOCVUSO_{name}", f"Thôn Một; {'Đ' * limit}")
+    assert len(getattr(load_settings(), name.lower())[1]) == limit
+    monkeypatch.setenv(f"HOCVUSO_{name}", f"Thôn Một; {'Đ' * (limit + 1)}")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert message.startswith(f"Cài đặt HOCVUSO_{name} không hợp lệ") and str(limit) in message
+
+
+def test_names_are_measured_as_composed_unicode(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    decomposed = "Tho\u0302n Đo\u0302ng"  # as Unikey's "Unicode tổ hợp" types it
+    monkeypatch.setenv("HOCVUSO_VILLAGES", decomposed)
+    assert load_settings().villages == ["Thôn Đông"]
+
+
+def test_env_example_gives_the_range_of_every_number():
+    from pathlib import Path
+
+    import annotated_types
+
+    from bot.settings import Settings
+
+    example = (Path(__file__).resolve().parent.parent / ".env.example").read_text(encoding="utf-8")
+    for name, field in Settings.model_fields.items():
+        bounds = [m for m in field.metadata if isinstance(m, annotated_types.Ge | annotated_types.Le)]
+        if not bounds:
+            continue
+        low = next(m.ge for m in field.metadata if isinstance(m, annotated_types.Ge))
+        high = next(m.le for m in field.metadata if isinstance(m, annotated_types.Le))
+        assert f"{low}-{high}" in comment_above(example, f"HOCVUSO_{name.upper()}="), name
+
+
+def comment_above(example: str, line_start: str) -> str:
+    """The comment lines right above the line that starts with `line_start`."""
+    lines = example.splitlines()
+    index = next(i for i, line in enumerate(lines) if line.startswith(line_start))
+    comment: list[str] = []
+    while index > 0 and lines[index - 1].startswith("#"):
+        index -= 1
+        comment.insert(0, lines[index])
+    return "\n".join(comment)
