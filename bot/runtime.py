@@ -11,6 +11,7 @@ import uvicorn
 
 from bot.app import build_services
 from bot.channels.telegram import Sleep, TelegramChannel
+from bot.logs import release_startup_logs
 from bot.settings import Settings
 from bot.web import build_web_app
 from handlers.context import Clock, Services
@@ -42,6 +43,17 @@ class Runtime:
         return self.settings.webhook_url is not None
 
     async def start(self) -> None:
+        """Open everything; a start that fails half-way closes what it opened before raising."""
+        try:
+            await self._open()
+        except BaseException:
+            with suppress(Exception):
+                await self.stop()
+            raise
+        mode = "webhook" if self.webhook_mode else "long polling"
+        log.warning("hocvuso is running: telegram by %s", mode)
+
+    async def _open(self) -> None:
         extra = {"clock": self._clock} if self._clock else {}
         self.services = await build_services(self.settings, **extra)  # type: ignore[arg-type]
         dispatcher = Dispatcher(self.services)
@@ -49,15 +61,14 @@ class Runtime:
         if self.webhook_mode:
             await self._start_server()  # listen before Telegram is told where to post
         await self.telegram.start()
-        mode = "webhook" if self.webhook_mode else "long polling"
-        log.warning("hocvuso is running: telegram by %s", mode)
 
     async def _start_server(self) -> None:
         assert self.services is not None and self.telegram is not None
         secret = self.settings.webhook_secret.get_secret_value() if self.settings.webhook_secret else None
         app = build_web_app(self.services.database, self.telegram, secret)
         config = uvicorn.Config(app, host=self.settings.listen_host, port=self.settings.listen_port,
-                                log_level="warning", lifespan="off", access_log=False)
+                                log_level="warning", lifespan="off", access_log=False,
+                                log_config=None)  # uvicorn's own handlers would bypass bot/logs.py
         self.server = uvicorn.Server(config)
         self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # we own the signals
         self._server_task = asyncio.create_task(self.server.serve())
@@ -70,7 +81,8 @@ class Runtime:
         """Stop taking updates, let the one in hand finish, close everything."""
         if self.server is not None and self._server_task is not None:
             self.server.should_exit = True  # uvicorn finishes requests in progress before it returns
-            await self._server_task
+            if not self._server_task.done():  # one that ended by failing told so through start()
+                await self._server_task
         if self.telegram is not None:
             await self.telegram.stop()
         if self.services is not None:
@@ -86,6 +98,7 @@ async def run_until_signalled(settings: Settings) -> None:
         with suppress(NotImplementedError):  # Windows has no add_signal_handler
             loop.add_signal_handler(signum, stop.set)
     await runtime.start()
+    release_startup_logs()
     try:
         await stop.wait()
     finally:

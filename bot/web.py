@@ -25,6 +25,19 @@ def secret_matches(given: str | None, expected: str) -> bool:
     return hmac.compare_digest((given or "").encode(), expected.encode())
 
 
+async def read_at_most(request: Request, limit: int) -> bytes | None:
+    """The request body, or None once it passes `limit` bytes (never read whole into memory)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
 def build_web_app(database: Database, telegram: TelegramChannel | None, telegram_secret: str | None) -> Starlette:
     async def healthz(_request: Request) -> Response:
         try:
@@ -39,8 +52,8 @@ def build_web_app(database: Database, telegram: TelegramChannel | None, telegram
             return Response(status_code=404)
         if not secret_matches(request.headers.get(TELEGRAM_SECRET_HEADER), telegram_secret):
             return Response(status_code=403)
-        body = await request.body()
-        if len(body) > MAX_BODY:
+        body = await read_at_most(request, MAX_BODY)
+        if body is None:
             return Response(status_code=413)
         try:
             data = json.loads(body)
@@ -48,8 +61,8 @@ def build_web_app(database: Database, telegram: TelegramChannel | None, telegram
             return Response(status_code=400)
         if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
             return Response(status_code=400)
-        await telegram.process_webhook(data)
-        return Response(status_code=200)
+        # 200 only once the update is stored in the inbox: Telegram sends it again after anything else.
+        return Response(status_code=await telegram.accept_webhook(data))
 
     return Starlette(routes=[
         Route("/healthz", healthz, methods=["GET"]),

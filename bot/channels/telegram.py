@@ -1,33 +1,36 @@
-"""Telegram: python-telegram-bot 22 updates in, `Reply` out, with retries that respect Telegram."""
+"""Telegram: updates in through the inbox, `Reply` out, with retries that respect Telegram.
+
+python-telegram-bot 22 is used as the Bot API client (requests, parsing, errors), not as a framework:
+its `Updater` confirms a batch to Telegram (through the next `getUpdates` offset) before the batch is
+handled, so a kill -9 would lose it. Here a batch is stored in the inbox first and only then polled past.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import logging
 import os
 import warnings
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from telegram import (
-    BotCommand,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    InputFile,
-    Message,
-    Update,
-)
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
-from telegram.ext import Application, ApplicationBuilder, BaseUpdateProcessor, ContextTypes, TypeHandler
+import httpx
+from telegram import Bot, BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Update
+from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
+from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
+from bot.chat_queues import ChatQueues
 from bot.settings import Settings
 from handlers.core import TELEGRAM, Incoming, Kind, Reply
 from handlers.dispatcher import Dispatcher
 from handlers.render import merge_replies, numbered_lines, split_text
-from storage import queries
-from storage.db import Database
+from storage import inbox, queries
+from storage.db import Database, is_sqlite
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +45,14 @@ CAPTION_MAX = 1024
 LABEL_MAX = 40
 NUMBERS_PER_ROW = 5
 ALLOWED_UPDATES = ["message", "callback_query"]
+SWEEP_EVERY = 30.0  # seconds between looks for rows a crashed worker left behind
+PRUNE_EVERY = 3600.0
+POLL_BACKOFF_MAX = 30.0
 Sleep = Callable[[float], Awaitable[None]]
+# Errors after which Telegram may have delivered the message although we got no answer: a send is not
+# repeated after them (a duplicate is worse than a message the person can ask for again).
+MAYBE_DELIVERED = (httpx.ReadTimeout, httpx.WriteTimeout, httpx.ReadError, httpx.WriteError,
+                   httpx.RemoteProtocolError)
 
 
 class ChatBlocked(Exception):
@@ -59,11 +69,50 @@ def retry_seconds(error: RetryAfter) -> float:
 
 # --- Telegram -> Incoming -----------------------------------------------------------------------
 
+def parse_update(payload: object, bot: Bot) -> Update | None:
+    """PTB's reading of one update; None when it cannot be read (never raises)."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("update_id"), int):
+        return None
+    try:
+        update = Update.de_json(payload, bot)
+    except Exception:  # a malformed or unknown shape: whatever PTB raised, the update is unusable
+        return None
+    return update if update is not None and _well_typed(update) else None
+
+
+def _well_typed(update: Update) -> bool:
+    """PTB does not check types: a chat id or a text of the wrong type must not reach the handlers."""
+    message, query = update.message, update.callback_query
+    if query is not None:
+        chat = query.message.chat if query.message is not None else None
+        return (isinstance(query.id, str) and isinstance(query.data, str | None)
+                and isinstance(getattr(query.from_user, "id", None), int)
+                and (chat is None or isinstance(chat.id, int)))
+    if message is not None:
+        return (isinstance(message.chat.id, int) and isinstance(message.message_id, int)
+                and isinstance(message.text, str | None))
+    return True
+
+
+def delivery_key(update: Update) -> str | None:
+    """What makes an update unique: a chat's message id, or a button press's query id.
+
+    Not the update id: Telegram may start update ids afresh after a week without updates.
+    """
+    if update.callback_query is not None:
+        return f"c:{update.callback_query.id}"[:80]
+    if update.message is not None:
+        return f"m:{update.message.chat.id}:{update.message.message_id}"
+    return None
+
+
 def to_incoming(update: Update) -> Incoming | None:
     """The neutral form of a Telegram update; None for updates hocvuso does not handle."""
-    key = str(update.update_id)
+    key = delivery_key(update)
     if update.callback_query is not None:
         query = update.callback_query
+        if query.message is not None and query.message.chat.type != "private":
+            return None
         chat_id = query.message.chat.id if query.message is not None else query.from_user.id
         return Incoming(CHANNEL, str(chat_id), Kind.ACTION, query.data or "", query.from_user.full_name, key)
     message = update.message
@@ -76,60 +125,110 @@ def to_incoming(update: Update) -> Incoming | None:
     return Incoming(CHANNEL, str(message.chat.id), kind, "", name, key)
 
 
-# --- Reply -> Telegram --------------------------------------------------------------------------
+# --- Reply -> what to send ------------------------------------------------------------------------
 
-def keyboard_for(reply: Reply) -> tuple[str, InlineKeyboardMarkup | None]:
-    """The text and inline keyboard for a reply.
+Rows = tuple[tuple[tuple[str, str], ...], ...]  # button rows of (label, callback data)
+
+
+def keyboard_for(reply: Reply) -> tuple[str, Rows]:
+    """The text and button rows for a reply.
 
     Labels too long for a button (quiz options, long lesson titles) are listed in the text and the
     buttons carry their numbers, so nothing is cut off on a small screen.
     """
     if not reply.buttons:
-        return reply.text, None
+        return reply.text, ()
     for action in reply.actions:
         if not 1 <= len(action.encode()) <= CALLBACK_MAX_BYTES:
-            raise ValueError(f"callback data must be 1-64 bytes: {action!r}")
+            raise ValueError("callback data must be 1-64 bytes")
     if all(len(label) <= LABEL_MAX for label in reply.labels):
-        rows = [[InlineKeyboardButton(b.label, callback_data=b.action) for b in row] for row in reply.buttons]
-        return reply.text, InlineKeyboardMarkup(rows)
-    buttons = [InlineKeyboardButton(str(n), callback_data=a) for n, a in enumerate(reply.actions, start=1)]
-    rows = [buttons[i : i + NUMBERS_PER_ROW] for i in range(0, len(buttons), NUMBERS_PER_ROW)]
-    text = f"{reply.text}\n\n{numbered_lines(reply.labels)}"
-    return text, InlineKeyboardMarkup(rows)
+        return reply.text, tuple(tuple((b.label, b.action) for b in row) for row in reply.buttons)
+    numbers = [(str(n), action) for n, action in enumerate(reply.actions, start=1)]
+    rows = tuple(tuple(numbers[i : i + NUMBERS_PER_ROW]) for i in range(0, len(numbers), NUMBERS_PER_ROW))
+    return f"{reply.text}\n\n{numbered_lines(reply.labels)}", rows
+
+
+def markup_for(rows: Rows) -> InlineKeyboardMarkup | None:
+    if not rows:
+        return None
+    return InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=data) for label, data in row]
+                                 for row in rows])
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One Bot API call that shows part of an answer: a text, an edit, a document or a photo."""
+
+    method: str  # send | edit | document | photo
+    text: str
+    rows: Rows = ()
+    message_id: int | None = None  # the message an edit replaces
+    file_name: str | None = None
+    data: bytes = field(default=b"", repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"method": self.method, "text": self.text, "rows": [[list(b) for b in row] for row in self.rows],
+                "message_id": self.message_id, "file_name": self.file_name,
+                "data": base64.b64encode(self.data).decode() if self.data else ""}
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> Outgoing:
+        rows = tuple(tuple((str(b[0]), str(b[1])) for b in row) for row in value.get("rows") or [])
+        data = base64.b64decode(value["data"]) if value.get("data") else b""
+        return cls(value["method"], value.get("text") or "", rows, value.get("message_id"),
+                   value.get("file_name"), data)
+
+
+def plan(replies: list[Reply], pressed_message_id: int | None = None) -> list[Outgoing]:
+    """The calls that show `replies`, in order.
+
+    A press that redraws its own screen (next card, a ticked organisation) edits the message it was
+    pressed on, so a small screen is not filled with copies; anything else is a new message.
+    """
+    replies = merge_replies(replies, TELEGRAM.text_limit)
+    if (pressed_message_id is not None and len(replies) == 1 and replies[0].redraw
+            and replies[0].attachment is None):
+        text, rows = keyboard_for(replies[0])
+        if len(text) <= TELEGRAM.text_limit:
+            return [Outgoing("edit", text, rows, pressed_message_id)]
+    calls: list[Outgoing] = []
+    for reply in replies:
+        calls.extend(_calls_for(reply))
+    return calls
+
+
+def _calls_for(reply: Reply) -> list[Outgoing]:
+    text, rows = keyboard_for(reply)
+    attachment = reply.attachment
+    if attachment is None:
+        parts = split_text(text, TELEGRAM.text_limit)
+        return [Outgoing("send", part, rows if index == len(parts) - 1 else ())
+                for index, part in enumerate(parts)]
+    calls = []
+    caption = text if len(text) <= CAPTION_MAX else ""
+    if not caption:
+        calls.extend(Outgoing("send", part) for part in split_text(text, TELEGRAM.text_limit) if part)
+    method = "photo" if attachment.kind == "photo" else "document"
+    calls.append(Outgoing(method, caption, rows, file_name=attachment.file_name, data=attachment.data))
+    return calls
 
 
 class ReplySender:
-    """Sends replies to one chat, retrying as Telegram asks and giving up on blocked chats."""
+    """Makes the calls of an answer in one chat, retrying as Telegram asks and giving up on blocked chats."""
 
-    def __init__(self, application: Application, database: Database, max_retries: int, sleep: Sleep) -> None:
-        self.application = application
+    def __init__(self, bot: Bot, database: Database, max_retries: int, sleep: Sleep) -> None:
+        self.bot = bot
         self.database = database
         self.max_retries = max_retries
         self.sleep = sleep
 
-    @property
-    def bot(self) -> Any:
-        return self.application.bot
-
     async def send_replies(self, chat_id: int, replies: list[Reply]) -> None:
         """Send in order; stop at a blocked chat (it is marked, and nothing more is sent)."""
         try:
-            for reply in replies:
-                await self._send_one(chat_id, reply)
+            for call in plan(replies):
+                await self.perform(chat_id, call)
         except ChatBlocked:
             log.info("chat blocked the bot: telegram chat marked blocked")
-
-    async def edit(self, chat_id: int, message_id: int, reply: Reply) -> bool:
-        """Replace the text and buttons of a message; False when Telegram will not edit it."""
-        text, markup = keyboard_for(reply)
-        if len(text) > TELEGRAM.text_limit:
-            return False
-        try:
-            edited = await self._call(chat_id, lambda: self.bot.edit_message_text(
-                chat_id=chat_id, message_id=message_id, text=text, reply_markup=markup))
-        except ChatBlocked:
-            return True  # nothing more can be sent; do not try again as a new message
-        return edited is not None
 
     async def deliver(self, chat_id: int, replies: list[Reply]) -> bool:
         """For messages the bot starts itself: skipped for accounts marked blocked."""
@@ -139,39 +238,37 @@ class ReplySender:
         await self.send_replies(chat_id, replies)
         return True
 
-    async def _send_one(self, chat_id: int, reply: Reply) -> None:
-        text, markup = keyboard_for(reply)
-        if reply.attachment is not None:
-            await self._send_attachment(chat_id, reply, text, markup)
+    async def perform(self, chat_id: int, call: Outgoing) -> None:
+        """One call; an edit Telegram refuses is sent as a new message instead. Raises ChatBlocked."""
+        markup = markup_for(call.rows)
+        if call.method == "edit":
+            edited = await self._call(chat_id, lambda: self.bot.edit_message_text(
+                chat_id=chat_id, message_id=call.message_id, text=call.text, reply_markup=markup), repeatable=True)
+            if edited:
+                return
+            call = Outgoing("send", call.text, call.rows)
+        if call.method == "send":
+            await self._call(chat_id, lambda: self.bot.send_message(chat_id=chat_id, text=call.text,
+                                                                     reply_markup=markup))
             return
-        parts = split_text(text, TELEGRAM.text_limit)
-        for index, part in enumerate(parts):
-            last = index == len(parts) - 1
-            await self._call(chat_id, lambda p=part, m=(markup if last else None): self.bot.send_message(
-                chat_id=chat_id, text=p, reply_markup=m))
-
-    async def _send_attachment(
-        self, chat_id: int, reply: Reply, text: str, markup: InlineKeyboardMarkup | None
-    ) -> None:
-        attachment = reply.attachment
-        assert attachment is not None
-        caption = text if len(text) <= CAPTION_MAX else None
-        if caption is None:
-            for part in split_text(text, TELEGRAM.text_limit):
-                await self._call(chat_id, lambda p=part: self.bot.send_message(chat_id=chat_id, text=p))
-        send = self.bot.send_photo if attachment.kind == "photo" else self.bot.send_document
-        field = "photo" if attachment.kind == "photo" else "document"
+        send = self.bot.send_photo if call.method == "photo" else self.bot.send_document
         await self._call(chat_id, lambda: send(
-            chat_id=chat_id, caption=caption, reply_markup=markup,
-            **{field: InputFile(attachment.data, filename=attachment.file_name)}))
+            chat_id, InputFile(call.data, filename=call.file_name), caption=call.text or None,
+            reply_markup=markup))
 
-    async def _call(self, chat_id: int, request: Callable[[], Awaitable[Message]]) -> Message | None:
-        """One Bot API call: 429 waits `retry_after`; 5xx and timeouts back off; 403 marks the chat."""
+    async def _call(self, chat_id: int, request: Callable[[], Awaitable[Any]], *, repeatable: bool = False) -> bool:
+        """One Bot API call; True when Telegram shows what was asked.
+
+        429 waits `retry_after`; 5xx and failed connections back off 0.5, 1, 2, 4 s; 403 marks the chat
+        blocked. A timeout after the request went out is retried only for calls that are safe to repeat
+        (an edit): a message is never sent twice.
+        """
         backoff = 0.5
         for attempt in range(self.max_retries + 1):
             last_try = attempt == self.max_retries
             try:
-                return await request()
+                await request()
+                return True
             except RetryAfter as error:
                 if last_try:
                     raise
@@ -181,110 +278,297 @@ class ReplySender:
                     await queries.set_blocked(session, CHANNEL, str(chat_id), True)
                 raise ChatBlocked from None
             except BadRequest as error:
+                if "not modified" in error.message.lower():
+                    return True  # an edit repeated after a timeout: it had been made the first time
                 log.warning("telegram refused a message: %s", error.message)
-                return None
-            except NetworkError:  # 5xx answers and timeouts
+                return False
+            except NetworkError as error:  # 5xx answers, timeouts, failed connections
+                if isinstance(error.__cause__, MAYBE_DELIVERED) and not repeatable:
+                    log.warning("telegram did not confirm a message in time; not sent again to avoid a duplicate")
+                    return True
                 if last_try:
                     raise
                 await self.sleep(backoff)
                 backoff = min(backoff * 2, 8.0)
-        return None
+        return False
 
 
-class PerChatUpdateProcessor(BaseUpdateProcessor):
-    """Updates of different chats run concurrently; those of one chat run one after another, in order.
+# --- the channel ----------------------------------------------------------------------------------
 
-    asyncio.Lock wakes waiters first come, first served, and PTB starts the tasks in arrival order.
+@dataclass
+class Job:
+    """An inbox row to finish, with its update already read when it has just arrived."""
+
+    pending: inbox.Pending
+    update: Update | None = None
+
+
+class RawUpdatesBot(Bot):
+    """PTB's Bot, plus getUpdates that returns the raw JSON.
+
+    `Bot.get_updates` reads the whole batch into Update objects at once, so one update PTB cannot read
+    fails the batch, and polling would stop at it forever; `do_api_request("getUpdates")` warns on
+    every call. `_post` is the call both make underneath (PTB 22 is pinned in pyproject.toml).
     """
 
-    def __init__(self, max_concurrent_updates: int) -> None:
-        super().__init__(max_concurrent_updates)
-        self._locks: dict[int, asyncio.Lock] = {}
-        self._users: dict[int, int] = {}
+    async def get_raw_updates(self, offset: int | None, poll_seconds: int, read_timeout: float) -> list[Any]:
+        data: dict[str, Any] = {"timeout": poll_seconds, "allowed_updates": ALLOWED_UPDATES}
+        if offset is not None:
+            data["offset"] = offset
+        result = await self._post("getUpdates", data, read_timeout=read_timeout)
+        return result if isinstance(result, list) else []
 
-    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        chat = update.effective_chat if isinstance(update, Update) else None
-        if chat is None:
-            await coroutine
-            return
-        lock = self._locks.setdefault(chat.id, asyncio.Lock())
-        self._users[chat.id] = self._users.get(chat.id, 0) + 1
-        try:
-            async with lock:
-                await coroutine
-        finally:
-            self._users[chat.id] -= 1
-            if not self._users[chat.id]:  # forget idle chats so memory does not grow with users
-                del self._users[chat.id], self._locks[chat.id]
 
-    async def initialize(self) -> None:
-        """Nothing to set up."""
+def make_requests(settings: Settings) -> tuple[HTTPXRequest, HTTPXRequest]:
+    """The connection pools: one for the answers, one for the long poll."""
+    timeout = settings.telegram_timeout
+    request = HTTPXRequest(connection_pool_size=settings.telegram_concurrency, connect_timeout=timeout,
+                           read_timeout=timeout, write_timeout=timeout, pool_timeout=timeout,
+                           media_write_timeout=timeout * 2)
+    polling = HTTPXRequest(connection_pool_size=1, connect_timeout=timeout, read_timeout=timeout,
+                           write_timeout=timeout, pool_timeout=timeout)
+    return request, polling
 
-    async def shutdown(self) -> None:
-        """Nothing to tear down."""
+
+def make_bot(settings: Settings, requests: tuple[HTTPXRequest, HTTPXRequest]) -> RawUpdatesBot:
+    assert settings.telegram_token is not None
+    api = settings.telegram_api_url
+    return RawUpdatesBot(settings.telegram_token.get_secret_value(), base_url=f"{api}/bot",
+                         base_file_url=f"{api}/file/bot", request=requests[0], get_updates_request=requests[1])
 
 
 class TelegramChannel:
-    """The Telegram side of hocvuso: a PTB Application whose every update goes to the Dispatcher."""
+    """The Telegram side of hocvuso: inbox in, dispatcher, outgoing calls out."""
 
     def __init__(
         self, dispatcher: Dispatcher, settings: Settings, *, polling: bool, sleep: Sleep = asyncio.sleep
     ) -> None:
-        assert settings.telegram_token is not None
         self.dispatcher = dispatcher
-        api = settings.telegram_api_url
-        timeout = settings.telegram_timeout
-        builder = (
-            ApplicationBuilder()
-            .token(settings.telegram_token.get_secret_value())
-            .base_url(f"{api}/bot")
-            .base_file_url(f"{api}/file/bot")
-            .connect_timeout(timeout).read_timeout(timeout).write_timeout(timeout).pool_timeout(timeout)
-            .media_write_timeout(timeout * 2)
-            .concurrent_updates(PerChatUpdateProcessor(settings.telegram_concurrency))
-            .connection_pool_size(settings.telegram_concurrency)
-        )
-        if polling:
-            builder = builder.get_updates_read_timeout(settings.telegram_poll_timeout + timeout)
-        else:
-            builder = builder.updater(None)
-        self.application = builder.build()
-        self.application.add_handler(TypeHandler(Update, self._on_update))
-        self.application.add_error_handler(self._on_error)
-        self.sender = ReplySender(self.application, dispatcher.services.database, settings.telegram_max_retries, sleep)
+        self.database = dispatcher.services.database
+        self.clock = dispatcher.services.clock
+        self._requests = make_requests(settings)
+        self.bot = make_bot(settings, self._requests)
+        self.sleep = sleep  # injected: tests record the pauses instead of waiting them
+        self.sender = ReplySender(self.bot, self.database, settings.telegram_max_retries, sleep)
+        self.queues: ChatQueues[Job] = ChatQueues(settings.telegram_concurrency, self._process, "telegram update")
         self.polling = polling
         self.poll_timeout = settings.telegram_poll_timeout
+        self.timeout = settings.telegram_timeout
         self.webhook_url = f"{settings.webhook_url}/webhook/telegram" if settings.webhook_url else None
         self.webhook_secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+        self._in_hand: set[int] = set()  # inbox rows queued or running in this process
+        self._tasks: list[asyncio.Task[None]] = []
+        self._started = False
 
     async def start(self) -> None:
-        await self.application.initialize()
+        """Check the token (getMe), replay what the inbox still holds, then take new updates."""
+        await self.bot.initialize()
+        self._started = True
         await self._set_commands()
         if self.polling:
-            await self.application.bot.delete_webhook()
-            await self.application.start()
-            assert self.application.updater is not None
-            await self.application.updater.start_polling(
-                timeout=self.poll_timeout, allowed_updates=ALLOWED_UPDATES, poll_interval=0.0,
-            )
+            await self.bot.delete_webhook()
+        # One process per SQLite file: every unfinished row was this process's before a restart.
+        await self._replay(expired_only=not is_sqlite(self.database.url))
+        if self.polling:
+            self._tasks.append(asyncio.create_task(self._poll_forever(), name="telegram-poll"))
         else:
-            await self.application.start()
-            await self.application.bot.set_webhook(
-                url=self.webhook_url, secret_token=self.webhook_secret, allowed_updates=ALLOWED_UPDATES,
-            )
+            await self.bot.set_webhook(url=self.webhook_url, secret_token=self.webhook_secret,
+                                       allowed_updates=ALLOWED_UPDATES)
+        self._tasks.append(asyncio.create_task(self._maintain_forever(), name="telegram-maintenance"))
 
     async def stop(self) -> None:
-        """Stop fetching, finish the update in hand, then close."""
-        if self.application.updater is not None and self.application.updater.running:
-            await self.application.updater.stop()
-        if self.application.running:
-            await self.application.stop()
-        await self.application.shutdown()
+        """Stop fetching, finish the updates in hand, then close; the rest waits in the inbox."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.queues.stop()
+        if self._started:
+            await self.bot.shutdown()
+        else:  # getMe failed (a wrong token): the pools were opened all the same
+            for request in self._requests:
+                await request.shutdown()
 
-    async def process_webhook(self, data: dict[str, Any]) -> None:
-        """Handle one update posted to the webhook, before answering Telegram."""
-        update = Update.de_json(data, self.application.bot)
-        await self.application.process_update(update)
+    # --- receiving -------------------------------------------------------------------------------
+
+    async def accept_webhook(self, payload: dict[str, Any]) -> int:
+        """Store one posted update; the HTTP status to answer (200 only once it is stored or skipped)."""
+        received = self._read([payload])
+        try:
+            await self._store(received)
+        except Exception:
+            log.exception("telegram update not stored; Telegram will send it again")
+            return 503
+        return 200
+
+    async def _poll_forever(self) -> None:
+        offset: int | None = None
+        backoff = 1.0
+        while True:
+            try:
+                batch = await self._get_updates(offset)
+                received = self._read(batch)
+                await self._store(received)  # before the next poll tells Telegram the batch arrived
+            except asyncio.CancelledError:
+                raise
+            except InvalidToken:
+                log.error("telegram refused the bot token while polling; trying again in %.0f s", POLL_BACKOFF_MAX)
+                await self.sleep(POLL_BACKOFF_MAX)
+                continue
+            except Exception as error:
+                # One line per failed round, and the pause grows: an outage never floods the log.
+                log.warning("telegram polling failed (%s); trying again in %.0f s", type(error).__name__, backoff)
+                await self.sleep(backoff)
+                backoff = min(backoff * 2, POLL_BACKOFF_MAX)
+                continue
+            backoff = 1.0
+            ids = [item["update_id"] for item in batch if isinstance(item, dict)
+                   and isinstance(item.get("update_id"), int)]
+            if ids:
+                offset = max(ids) + 1
+
+    async def _get_updates(self, offset: int | None) -> list[Any]:
+        return await self.bot.get_raw_updates(offset, self.poll_timeout, self.poll_timeout + self.timeout)
+
+    def _read(self, batch: list[Any]) -> list[tuple[inbox.Received, Update]]:
+        """The updates worth storing; unreadable ones are logged once, by update id only, and skipped."""
+        received = []
+        for payload in batch:
+            update = parse_update(payload, self.bot)
+            if update is None:
+                update_id = payload.get("update_id") if isinstance(payload, dict) else None
+                log.warning("telegram update %s skipped: it could not be read",
+                            update_id if isinstance(update_id, int) else "?")
+                continue
+            try:
+                incoming, key = to_incoming(update), delivery_key(update)
+            except Exception:  # a shape PTB read but hocvuso cannot: skipped like an unreadable one
+                log.warning("telegram update %s skipped: it could not be read", update.update_id)
+                continue
+            if incoming is None or key is None:
+                continue  # not for hocvuso (a group, an edit): confirmed and forgotten
+            received.append((inbox.Received(key, incoming.user_id, payload), update))
+        return received
+
+    async def _store(self, received: list[tuple[inbox.Received, Update]]) -> None:
+        if not received:
+            return
+        updates = {item.delivery_key: update for item, update in received}
+        async with self.database.session() as session:
+            stored = await inbox.store(session, CHANNEL, [item for item, _ in received], self.clock())
+        for item, pending in stored:
+            self._queue(Job(pending, updates[item.delivery_key]))
+
+    def _queue(self, job: Job) -> None:
+        if job.pending.id in self._in_hand:
+            return
+        self._in_hand.add(job.pending.id)
+        self.queues.put(job.pending.chat_id, job)
+
+    async def _replay(self, *, expired_only: bool) -> None:
+        async with self.database.session() as session:
+            rows = await inbox.claim_unfinished(session, CHANNEL, self.clock(), expired_only=expired_only)
+        for pending in rows:
+            self._queue(Job(pending))
+        if rows:
+            log.warning("telegram: %d update(s) from before were taken up again", len(rows))
+
+    async def _maintain_forever(self) -> None:
+        """Take up rows a crashed worker left, and prune old keys, now and then."""
+        since_prune = PRUNE_EVERY
+        while True:
+            try:
+                if since_prune >= PRUNE_EVERY:
+                    async with self.database.session() as session:
+                        await inbox.prune(session, self.clock())
+                    since_prune = 0.0
+                await self._replay(expired_only=True)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("telegram inbox upkeep failed; trying again later")
+            await asyncio.sleep(SWEEP_EVERY)
+            since_prune += SWEEP_EVERY
+
+    # --- handling and answering ---------------------------------------------------------------
+
+    async def _process(self, job: Job) -> None:
+        try:
+            await self._finish_job(job)
+        finally:
+            self._in_hand.discard(job.pending.id)
+
+    async def _finish_job(self, job: Job) -> None:
+        pending = job.pending
+        calls = None if pending.replies is None else [Outgoing.from_json(c) for c in pending.replies]
+        if calls is None:
+            calls = await self._handle(job)
+            if calls is None:
+                return
+        await self._send(pending, calls)
+
+    async def _handle(self, job: Job) -> list[Outgoing] | None:
+        """Run the dispatcher; the answer's calls are stored in the same commit. None: nothing to send."""
+        pending = job.pending
+        update = job.update or parse_update(pending.payload, self.bot)
+        incoming = to_incoming(update) if update is not None else None
+        if update is None or incoming is None:
+            async with self.database.session() as session:
+                await inbox.finish(session, pending.id, self.clock(), [])
+            return None
+        pressed = update.callback_query.message if update.callback_query is not None else None
+        pressed_id = pressed.message_id if pressed is not None else None
+        # The spinner is stopped while the answer is prepared, not before: one round trip less.
+        acknowledged = asyncio.create_task(self._acknowledge(update)) if update.callback_query else None
+        kept: list[Outgoing] | None = None
+
+        async def keep(session: Any, replies: list[Reply]) -> None:
+            nonlocal kept
+            kept = plan(replies, pressed_id)
+            await inbox.keep_replies(session, pending.id, [call.to_json() for call in kept])
+
+        try:
+            replies = await self.dispatcher.handle(incoming, keep=keep)
+        finally:
+            if acknowledged is not None:
+                await acknowledged
+        if kept is not None:
+            return kept
+        # The turn failed and rolled back (the dispatcher answered with an apology): store the apology as
+        # this row's answer. If even that fails, the row is taken up again once its lease runs out.
+        calls = plan(replies)
+        async with self.database.session() as session:
+            await inbox.keep_replies(session, pending.id, [call.to_json() for call in calls])
+        return calls
+
+    async def _send(self, pending: inbox.Pending, calls: list[Outgoing]) -> None:
+        """Make the calls not made yet, recording each, then close the row."""
+        chat_id = int(pending.chat_id)
+        done = pending.sent
+        try:
+            for index in range(pending.sent, len(calls)):
+                await self.sender.perform(chat_id, calls[index])
+                done = index + 1
+                if done < len(calls):
+                    await self._record_sent(pending.id, done, finished=False)
+        except ChatBlocked:
+            log.info("chat blocked the bot: telegram chat marked blocked")
+        except TelegramError as error:
+            log.warning("telegram answer given up after retries (%s)", type(error).__name__)
+        await self._record_sent(pending.id, done, finished=True)
+
+    async def _record_sent(self, row_id: int, sent: int, *, finished: bool) -> None:
+        # Urgent: until this is written, a kill -9 would make the restart send the message again.
+        async with self.database.session(urgent=True) as session:
+            await inbox.mark_sent(session, row_id, sent, self.clock(), done=finished)
+
+    async def _acknowledge(self, update: Update) -> None:
+        """Stop the button's spinner; an old query cannot be answered any more, which is fine."""
+        try:
+            await self.bot.answer_callback_query(update.callback_query.id)  # type: ignore[union-attr]
+        except TelegramError as error:
+            log.info("callback query not acknowledged: %s", type(error).__name__)
 
     async def _set_commands(self) -> None:
         commands = [
@@ -293,39 +577,6 @@ class TelegramChannel:
             if command.listed
         ]
         try:
-            await self.application.bot.set_my_commands(commands)
+            await self.bot.set_my_commands(commands)
         except TelegramError as error:  # the menu is a convenience; the bot works without it
-            log.warning("could not set the command menu: %s", error)
-
-    async def _on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
-        # The spinner is stopped while the answer is prepared, not before: one round trip less.
-        acknowledged = asyncio.create_task(self._acknowledge(update)) if update.callback_query else None
-        try:
-            await self._answer(update)
-        finally:
-            if acknowledged is not None:
-                await acknowledged
-
-    async def _answer(self, update: Update) -> None:
-        incoming = to_incoming(update)
-        if incoming is None:
-            return
-        replies = merge_replies(await self.dispatcher.handle(incoming), TELEGRAM.text_limit)
-        pressed = update.callback_query.message if update.callback_query is not None else None
-        # A press that redraws its own screen (next card, a ticked organisation) edits the message it
-        # was pressed on, so a small screen is not filled with copies; anything else is a new message.
-        redraw = pressed is not None and len(replies) == 1 and replies[0].redraw and not replies[0].attachment
-        if redraw and await self.sender.edit(int(incoming.user_id), pressed.message_id, replies[0]):
-            return
-        await self.sender.send_replies(int(incoming.user_id), replies)
-
-    async def _acknowledge(self, update: Update) -> None:
-        """Stop the button's spinner; an old query cannot be answered any more, which is fine."""
-        try:
-            await update.callback_query.answer()  # type: ignore[union-attr]
-        except TelegramError as error:
-            log.info("callback query not acknowledged: %s", error)
-
-    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-        update_id = getattr(update, "update_id", None)
-        log.error("telegram update %s failed: %r", update_id, context.error)
+            log.warning("could not set the command menu: %s", type(error).__name__)

@@ -28,6 +28,7 @@ TOKEN = "123456:TEST-token_for-fake"
 BOT_USER = {"id": 123456, "is_bot": True, "first_name": "Học vụ số", "username": "hocvuso_test_bot",
             "can_join_groups": False, "can_read_all_group_messages": False, "supports_inline_queries": False}
 JSON_FIELDS = {"reply_markup", "allowed_updates", "commands", "scope", "link_preview_options", "reply_parameters"}
+SENDING = {"sendMessage", "editMessageText", "sendDocument", "sendPhoto"}
 INT_FIELDS = {"chat_id", "offset", "limit", "timeout", "message_id"}
 
 
@@ -78,6 +79,8 @@ class FakeTelegram:
         self.injected_at: dict[int, float] = {}
         self.delivered: list[dict[str, Any]] = []  # every update ever sent to the bot
         self.confirmed: set[int] = set()  # updates the bot acknowledged (polled past, or webhook 200)
+        self.messages: dict[tuple[int, int], tuple[str, list[Any]]] = {}  # what each sent message shows now
+        self.send_delay = 0.0  # seconds each message waits before it takes effect
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1000)
         self._changed = asyncio.Condition()
@@ -140,6 +143,16 @@ class FakeTelegram:
         with_buttons = [sent for sent in self.sent[chat_id] if sent.buttons]
         assert with_buttons, f"no buttons were sent to {chat_id}"
         return await self.user_presses(chat_id, with_buttons[-1].callback_for(label_part))
+
+    async def inject_raw(self, body: dict[str, Any]) -> int:
+        """An update with any content, as a broken or future Telegram might send it."""
+        return await self._inject(body)
+
+    async def redeliver_unconfirmed(self) -> None:
+        """Send every update the bot has not confirmed again, in order, as Telegram retries a webhook."""
+        for update in [u for u in self.delivered if u["update_id"] not in self.confirmed]:
+            if update["update_id"] not in self.confirmed:
+                await self._deliver(dict(update))
 
     async def redeliver(self, update_id: int) -> None:
         """Send an already delivered update again, as Telegram does after a timeout."""
@@ -215,10 +228,13 @@ class FakeTelegram:
             return
         assert self._client is not None
         headers = {"X-Telegram-Bot-Api-Secret-Token": self.webhook.get("secret_token", "")}
-        response = await self._client.post(self.webhook["url"], json=update, headers=headers)
-        self.webhook_responses.append(response.status_code)
+        try:
+            status = (await self._client.post(self.webhook["url"], json=update, headers=headers)).status_code
+        except httpx.TransportError:  # the bot is down: Telegram keeps the update and tries again later
+            status = 0
+        self.webhook_responses.append(status)
         async with self._changed:
-            if response.status_code == 200:
+            if status == 200:
                 self.confirmed.add(update["update_id"])
             self._changed.notify_all()
 
@@ -250,16 +266,31 @@ class FakeTelegram:
         async with self._changed:
             self.calls.append((method, params))
             self._changed.notify_all()
+        if self.send_delay and method in SENDING:
+            # A slow network: the message takes effect only if the bot is still connected after the delay.
+            # (Waiting on receive() is what notices a closed connection; uvicorn stops reading otherwise.)
+            try:
+                message = await asyncio.wait_for(request.receive(), self.send_delay)
+            except TimeoutError:
+                message = {}
+            if message.get("type") == "http.disconnect":
+                return JSONResponse({"ok": False, "error_code": 499, "description": "gone"}, status_code=499)
         pending = self.failures.get(method)
         if pending:
             failure = pending.pop(0)
             if failure.delay:
+                # Done at once, answered late: the request took effect, but the bot may time out first.
+                result = await self._answer(method, params)
                 await asyncio.sleep(failure.delay)  # the slow answer itself; tests wait on its effect
+                return result
             if failure.status != 200:
                 body: dict[str, Any] = {"ok": False, "error_code": failure.status, "description": failure.description}
                 if failure.retry_after is not None:
                     body["parameters"] = {"retry_after": failure.retry_after}
                 return JSONResponse(body, status_code=failure.status)
+        return await self._answer(method, params)
+
+    async def _answer(self, method: str, params: dict[str, Any]) -> JSONResponse:
         handler = getattr(self, f"_api_{method}", None)
         if handler is None:
             return JSONResponse({"ok": False, "error_code": 404, "description": "Not Found"}, status_code=404)
@@ -314,6 +345,15 @@ class FakeTelegram:
         if refused is not None:
             return refused
         markup = params.get("reply_markup") or {}
+        content = (params.get("text") or params.get("caption") or "", markup.get("inline_keyboard", []))
+        if method == "editMessageText":
+            current = self.messages.get((chat_id, int(params["message_id"])))
+            if current is None:
+                return self._bad_request("Bad Request: message to edit not found")
+            if current == content:
+                return self._bad_request(
+                    "Bad Request: message is not modified: specified new message content and reply markup "
+                    "are exactly the same as a current content and reply markup of the message")
         message_id = int(params["message_id"]) if method == "editMessageText" else next(self._message_ids)
         sent = Sent(method, chat_id, text=params.get("text") or params.get("caption") or "",
                     buttons=markup.get("inline_keyboard", []), at=time.perf_counter(), message_id=message_id,
@@ -324,6 +364,7 @@ class FakeTelegram:
             message["text" if method == "sendMessage" else "caption"] = sent.text
         if markup:
             message["reply_markup"] = markup
+        self.messages[(chat_id, message_id)] = content
         async with self._changed:
             self.sent[chat_id].append(sent)
             self._changed.notify_all()
@@ -331,6 +372,10 @@ class FakeTelegram:
         async with condition:
             condition.notify_all()
         return message
+
+    @staticmethod
+    def _bad_request(description: str) -> JSONResponse:
+        return JSONResponse({"ok": False, "error_code": 400, "description": description}, status_code=400)
 
     async def _api_sendMessage(self, params: dict[str, Any]) -> Any:
         return await self._record("sendMessage", params)
