@@ -24,6 +24,8 @@ def handler_config(settings: Settings) -> HandlerConfig:
         commune_name=settings.commune_name,
         pass_percent=settings.pass_percent,
         household_code_length=settings.household_code_length,
+        household_code_tries=settings.household_code_tries,
+        household_code_window_minutes=settings.household_code_window_minutes,
         max_text_length=settings.max_text_length,
         review_after_days=settings.review_after_days,
     )

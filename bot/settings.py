@@ -116,6 +116,8 @@ class Settings(BaseSettings):
     )
     content_dir: Path | None = None
     household_code_length: int = Field(default=6, ge=5, le=9)
+    household_code_tries: int = Field(default=5, ge=1, le=20)
+    household_code_window_minutes: int = Field(default=60, ge=1, le=1440)
     pass_percent: int = Field(default=80, ge=1, le=100)
     # Telegram's own message limit is 4096 characters; nothing longer can arrive.
     max_text_length: int = Field(default=1000, ge=100, le=4096)

@@ -366,3 +366,16 @@ async def test_a_join_racing_the_last_member_ends_where_the_person_was_told(post
         assert household is not None and household.code == code
     else:
         assert "chưa đúng" in told and household is None
+
+
+def test_the_guard_is_set_from_the_settings():
+    from bot.app import handler_config
+    from bot.settings import SettingsError, load_settings
+
+    config = handler_config(load_settings(_env_file=None, household_code_tries=3,
+                                          household_code_window_minutes=30))
+    assert (config.household_code_tries, config.household_code_window_minutes) == (3, 30)
+    for wrong in ({"household_code_tries": 0}, {"household_code_window_minutes": 0},
+                  {"household_code_tries": 21}):
+        with pytest.raises(SettingsError):
+            load_settings(_env_file=None, **wrong)
