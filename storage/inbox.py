@@ -74,6 +74,12 @@ async def store(
     return stored
 
 
+async def renew_lease(session: AsyncSession, row_id: int, now: datetime) -> None:
+    """Keep a row that waited long in this worker's queue (a flood) from being taken by another."""
+    await session.exec(update(InboxUpdate).where(col(InboxUpdate.id) == row_id, col(InboxUpdate.done_at).is_(None))
+                       .values(lease_until=now + LEASE))
+
+
 async def keep_replies(session: AsyncSession, row_id: int, replies: list[dict[str, Any]]) -> None:
     """Record what the row's answer is, inside the transaction that handled it."""
     await session.exec(update(InboxUpdate).where(col(InboxUpdate.id) == row_id).values(replies=replies))

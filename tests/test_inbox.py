@@ -97,3 +97,15 @@ async def test_sqlite_commits_reach_the_disk_before_they_return(sqlite_url):
             assert (await connection.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
     finally:
         await database.dispose()
+
+
+async def test_a_renewed_lease_keeps_a_long_queued_row_from_other_workers(services_on, clock: FakeClock):
+    database = services_on.database
+    async with database.session() as session:
+        stored = await inbox.store(session, "telegram", [inbox.Received("m:2:1", "2", {"update_id": 1})], clock())
+    clock.advance(seconds=inbox.LEASE.total_seconds() * 0.9)
+    async with database.session() as session:
+        await inbox.renew_lease(session, stored[0][1].id, clock())
+    clock.advance(seconds=inbox.LEASE.total_seconds() * 0.5)  # past the first lease, within the renewed one
+    async with database.session() as session:
+        assert await inbox.claim_unfinished(session, "telegram", clock(), expired_only=True) == []

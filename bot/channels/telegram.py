@@ -15,7 +15,7 @@ import os
 import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -301,6 +301,7 @@ class Job:
 
     pending: inbox.Pending
     update: Update | None = None
+    queued_at: datetime | None = None
 
 
 class RawUpdatesBot(Bot):
@@ -464,6 +465,7 @@ class TelegramChannel:
         if job.pending.id in self._in_hand:
             return
         self._in_hand.add(job.pending.id)
+        job.queued_at = self.clock()
         self.queues.put(job.pending.chat_id, job)
 
     async def _replay(self, *, expired_only: bool) -> None:
@@ -501,6 +503,9 @@ class TelegramChannel:
 
     async def _finish_job(self, job: Job) -> None:
         pending = job.pending
+        if job.queued_at is not None and self.clock() - job.queued_at > inbox.LEASE / 2:
+            async with self.database.session() as session:
+                await inbox.renew_lease(session, pending.id, self.clock())
         calls = None if pending.replies is None else [Outgoing.from_json(c) for c in pending.replies]
         if calls is None:
             calls = await self._handle(job)
