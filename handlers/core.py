@@ -31,6 +31,8 @@ class Incoming:
     def __post_init__(self) -> None:
         # Unikey's "Unicode tổ hợp" and some phones type Vietnamese decomposed (e + combining marks):
         # composed once here, every channel's text, names and ids compare and store as NFC.
+        if not isinstance(self.display_name, str | None):  # a channel's odd name field is no name at all
+            object.__setattr__(self, "display_name", None)
         for name in ("user_id", "text", "display_name"):
             value = getattr(self, name)
             if isinstance(value, str) and not unicodedata.is_normalized("NFC", value):

@@ -62,10 +62,10 @@ def split_text(text: str, limit: int) -> list[str]:
         if len(candidate) <= limit:
             current = candidate
         else:
-            if current:
+            if current.strip():  # a part of blank paragraphs alone would be an empty message
                 parts.append(current)
             current = piece
-    if current:
+    if current.strip():
         parts.append(current)
     return parts
 

@@ -217,3 +217,30 @@ async def test_telegram_on_a_failing_database_writes_nothing_personal_to_stderr(
     assert "handler failed" in stderr and "telegram polling failed" in stderr, stderr
     for private in (TOKEN, NAME_A, NAME_B, code, FREE_TEXT, "Thưởng", "Văn An"):
         assert private not in stderr, private
+
+
+async def test_an_update_the_database_refuses_is_skipped_and_the_batch_goes_on(
+    tmp_path, telegram, clock, no_wait, monkeypatch, caplog
+):
+    """Found by the property tests: a key PostgreSQL refuses stalled polling for everyone."""
+    from sqlalchemy.exc import DataError
+
+    real_store = inbox.store
+
+    async def refusing_store(session, channel, received, now):
+        if any(item.delivery_key.endswith(":666") for item in received):
+            raise DataError("INSERT …", {}, Exception("refused"))
+        return await real_store(session, channel, received, now)
+
+    monkeypatch.setattr(inbox, "store", refusing_store)
+    runtime = await started(tmp_path, telegram, clock, no_wait)
+    try:
+        poison = telegram._user_message(1008, "An", text="độc")
+        poison["message_id"] = 666
+        poison_id = await telegram.inject_raw({"message": poison})
+        await Resident(telegram, 1008).says("/trogiup", "Các lệnh")
+        await telegram.wait_for(lambda: poison_id in telegram.confirmed)
+    finally:
+        await runtime.stop()
+    assert f"telegram update {poison_id} skipped: the database refused it" in caplog.text
+    assert not any("độc" in text for text in telegram.texts(1008))

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy.exc import DataError, IntegrityError
 from telegram import Bot, BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Update
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.request import HTTPXRequest
@@ -31,6 +32,7 @@ from handlers.dispatcher import Dispatcher
 from handlers.render import merge_replies, numbered_lines, split_text
 from storage import inbox, queries
 from storage.db import Database, is_sqlite
+from storage.models import InboxUpdate
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,8 @@ CAPTION_MAX = 1024
 LABEL_MAX = 40
 NUMBERS_PER_ROW = 5
 ALLOWED_UPDATES = ["message", "callback_query"]
+KEY_MAX = InboxUpdate.__table__.c.delivery_key.type.length  # type: ignore[attr-defined]
+CHAT_ID_MAX = InboxUpdate.__table__.c.chat_id.type.length  # type: ignore[attr-defined]
 SWEEP_EVERY = 30.0  # seconds between looks for rows a crashed worker left behind
 PRUNE_EVERY = 3600.0
 POLL_BACKOFF_MAX = 30.0
@@ -70,14 +74,15 @@ def retry_seconds(error: RetryAfter) -> float:
 # --- Telegram -> Incoming -----------------------------------------------------------------------
 
 def parse_update(payload: object, bot: Bot) -> Update | None:
-    """PTB's reading of one update; None when it cannot be read (never raises)."""
+    """PTB's reading of one update; None when it cannot be read or used (never raises)."""
     if not isinstance(payload, dict) or not isinstance(payload.get("update_id"), int):
         return None
     try:
         update = Update.de_json(payload, bot)
+        usable = update is not None and _well_typed(update) and _fits_the_inbox(update)
     except Exception:  # a malformed or unknown shape: whatever PTB raised, the update is unusable
         return None
-    return update if update is not None and _well_typed(update) else None
+    return update if usable else None
 
 
 def _well_typed(update: Update) -> bool:
@@ -85,13 +90,29 @@ def _well_typed(update: Update) -> bool:
     message, query = update.message, update.callback_query
     if query is not None:
         chat = query.message.chat if query.message is not None else None
-        return (isinstance(query.id, str) and isinstance(query.data, str | None)
-                and isinstance(getattr(query.from_user, "id", None), int)
-                and (chat is None or isinstance(chat.id, int)))
+        return (isinstance(query.id, str) and isinstance(query.data, str | None) and _person(query.from_user)
+                and (query.message is None or (chat is not None and isinstance(chat.id, int)
+                                               and isinstance(chat.type, str))))
     if message is not None:
-        return (isinstance(message.chat.id, int) and isinstance(message.message_id, int)
-                and isinstance(message.text, str | None))
+        return (message.chat is not None and isinstance(message.chat.id, int) and isinstance(message.chat.type, str)
+                and isinstance(message.message_id, int) and isinstance(message.text, str | None)
+                and (message.from_user is None or _person(message.from_user)))
     return True
+
+
+def _person(user: object) -> bool:
+    return (isinstance(getattr(user, "id", None), int) and isinstance(getattr(user, "first_name", None), str)
+            and isinstance(getattr(user, "last_name", None), str | None))
+
+
+def _fits_the_inbox(update: Update) -> bool:
+    """Key and chat id must fit their columns and hold no NUL (PostgreSQL refuses it in text)."""
+    key = delivery_key(update)
+    chat = update.effective_chat.id if update.effective_chat is not None else None
+    if key is None:
+        return True  # not stored: confirmed and dropped
+    chat_text = str(chat if chat is not None else getattr(update.effective_user, "id", ""))
+    return len(key) <= KEY_MAX and len(chat_text) <= CHAT_ID_MAX and "\x00" not in key
 
 
 def delivery_key(update: Update) -> str | None:
@@ -100,7 +121,7 @@ def delivery_key(update: Update) -> str | None:
     Not the update id: Telegram may start update ids afresh after a week without updates.
     """
     if update.callback_query is not None:
-        return f"c:{update.callback_query.id}"[:80]
+        return f"c:{update.callback_query.id}"
     if update.message is not None:
         return f"m:{update.message.chat.id}:{update.message.message_id}"
     return None
@@ -456,10 +477,24 @@ class TelegramChannel:
         if not received:
             return
         updates = {item.delivery_key: update for item, update in received}
-        async with self.database.session() as session:
-            stored = await inbox.store(session, CHANNEL, [item for item, _ in received], self.clock())
+        items = [item for item, _ in received]
+        try:
+            stored = await self._store_items(items)
+        except (DataError, IntegrityError):
+            # One update the database refuses must not hold up the batch (and polling) forever: each is
+            # stored on its own, and the refused one is skipped. An outage raises other errors.
+            stored = []
+            for item in items:
+                try:
+                    stored += await self._store_items([item])
+                except (DataError, IntegrityError):
+                    log.warning("telegram update %s skipped: the database refused it", item.payload.get("update_id"))
         for item, pending in stored:
             self._queue(Job(pending, updates[item.delivery_key]))
+
+    async def _store_items(self, items: list[inbox.Received]) -> list[tuple[inbox.Received, inbox.Pending]]:
+        async with self.database.session() as session:
+            return await inbox.store(session, CHANNEL, items, self.clock())
 
     def _queue(self, job: Job) -> None:
         if job.pending.id in self._in_hand:
