@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import event, text
 from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_dbapi
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage import inline_sqlite
@@ -35,10 +35,10 @@ def _tune_sqlite(dbapi_connection: object, _record: object) -> None:
     cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
     # WAL lets readers go on while one writer commits; foreign keys are off by default in SQLite.
     cursor.execute("PRAGMA journal_mode=WAL")
-    # FULL: a commit is on disk before it returns, so an update stored in the inbox (and then confirmed
-    # to Telegram) survives a power cut; NORMAL could lose the last commits. It costs about 0.2 ms per
-    # commit on this project's machine (docs/BENCHMARKS.md).
-    cursor.execute("PRAGMA synchronous=FULL")
+    # NORMAL: in WAL mode a crash of the process loses nothing; a power cut may lose the last commits,
+    # which is why a transaction that must survive one (the inbox, before Telegram is told an update
+    # arrived) asks for FULL (see _begin_immediate); its fsync also makes every earlier commit durable.
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
     # Deleted rows are overwritten with zeros, so an erased person's name leaves the file (and the
@@ -48,6 +48,12 @@ def _tune_sqlite(dbapi_connection: object, _record: object) -> None:
 
 
 def _begin_immediate(connection: Connection) -> None:
+    # The safety level can only change between transactions, so it is set here, just before BEGIN:
+    # FULL (fsync at commit, about 0.2 ms here) only for transactions opened with durable=True.
+    wanted = "FULL" if connection.get_execution_options().get("durable") else "NORMAL"
+    if connection.info.get("synchronous") != wanted:
+        connection.exec_driver_sql(f"PRAGMA synchronous={wanted}")
+        connection.info["synchronous"] = wanted
     # A transaction that reads and then writes must hold the write lock from its start: otherwise two
     # concurrent ones fail with "database is locked" when the second tries to write, and SQLite's busy
     # timeout cannot help. With the lock taken at BEGIN, writers simply queue.
@@ -94,6 +100,19 @@ class Database:
             except BaseException:
                 await session.rollback()
                 raise
+
+    @asynccontextmanager
+    async def transaction(self, *, urgent: bool = False, durable: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A Core connection in one transaction, for small statements that need no ORM session.
+
+        `durable`: on SQLite the commit is on disk before it returns (PostgreSQL's always is).
+        """
+        one_at_a_time = self._queue.hold(urgent=urgent) if self._queue else contextlib.nullcontext()
+        async with one_at_a_time, self.engine.connect() as connection:
+            if durable:
+                await connection.execution_options(durable=True)
+            async with connection.begin():
+                yield connection
 
     async def ping(self) -> None:
         """One trivial query, queued like every transaction: on SQLite a query outside the queue would

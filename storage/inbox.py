@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import bindparam, delete, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -48,18 +49,20 @@ class Pending:
     sent: int
 
 
-def _insert(session: AsyncSession) -> Any:
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    return postgresql_insert if dialect == "postgresql" else sqlite_insert
+def _insert(connection: AsyncConnection) -> Any:
+    return postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
 
 
 async def store(
-    session: AsyncSession, channel: str, received: Sequence[Received], now: datetime
+    connection: AsyncConnection, channel: str, received: Sequence[Received], now: datetime
 ) -> list[tuple[Received, Pending]]:
-    """Store new updates; returns those not stored before (a redelivery is dropped here)."""
+    """Store new updates; returns those not stored before (a redelivery is dropped here).
+
+    Run it in a durable transaction (`Database.transaction(durable=True)`): Telegram is told the
+    updates arrived right after.
+    """
     stored: list[tuple[Received, Pending]] = []
-    insert = _insert(session)
-    connection = await session.connection()
+    insert = _insert(connection)
     for item in received:
         statement = (
             insert(InboxUpdate)
@@ -74,27 +77,37 @@ async def store(
     return stored
 
 
-async def renew_lease(session: AsyncSession, row_id: int, now: datetime) -> None:
+async def renew_lease(connection: AsyncConnection, row_id: int, now: datetime) -> None:
     """Keep a row that waited long in this worker's queue (a flood) from being taken by another."""
-    await session.exec(update(InboxUpdate).where(col(InboxUpdate.id) == row_id, col(InboxUpdate.done_at).is_(None))
-                       .values(lease_until=now + LEASE))
+    await connection.execute(
+        update(InboxUpdate)
+        .where(col(InboxUpdate.id) == row_id, col(InboxUpdate.done_at).is_(None))
+        .values(lease_until=now + LEASE)
+    )
 
 
-async def keep_replies(session: AsyncSession, row_id: int, replies: list[dict[str, Any]]) -> None:
+# Built once: these run for every update, and building a statement costs more than running it on SQLite.
+_KEEP = update(InboxUpdate).where(col(InboxUpdate.id) == bindparam("row_id")).values(replies=bindparam("replies"))
+_SENT = update(InboxUpdate).where(col(InboxUpdate.id) == bindparam("row_id")).values(sent=bindparam("sent"))
+_SENT_AND_DONE = (update(InboxUpdate).where(col(InboxUpdate.id) == bindparam("row_id"))
+                  .values(sent=bindparam("sent"), done_at=bindparam("done_at")))
+
+
+async def keep_replies(connection: AsyncConnection, row_id: int, replies: list[dict[str, Any]]) -> None:
     """Record what the row's answer is, inside the transaction that handled it."""
-    await session.exec(update(InboxUpdate).where(col(InboxUpdate.id) == row_id).values(replies=replies))
+    await connection.execute(_KEEP, {"row_id": row_id, "replies": replies})
 
 
-async def mark_sent(session: AsyncSession, row_id: int, sent: int, now: datetime, *, done: bool) -> None:
-    values: dict[str, Any] = {"sent": sent}
+async def mark_sent(connection: AsyncConnection, row_id: int, sent: int, now: datetime, *, done: bool) -> None:
     if done:
-        values["done_at"] = now
-    await session.exec(update(InboxUpdate).where(col(InboxUpdate.id) == row_id).values(**values))
+        await connection.execute(_SENT_AND_DONE, {"row_id": row_id, "sent": sent, "done_at": now})
+    else:
+        await connection.execute(_SENT, {"row_id": row_id, "sent": sent})
 
 
-async def finish(session: AsyncSession, row_id: int, now: datetime, replies: list[dict[str, Any]]) -> None:
+async def finish(connection: AsyncConnection, row_id: int, now: datetime, replies: list[dict[str, Any]]) -> None:
     """Close a row that needs no (more) sending: skipped, unreadable, or answered outside the dispatcher."""
-    await session.exec(
+    await connection.execute(
         update(InboxUpdate).where(col(InboxUpdate.id) == row_id).values(replies=replies, done_at=now)
     )
 

@@ -145,7 +145,7 @@ async def test_an_update_stored_before_a_crash_is_answered_at_the_next_start(tmp
     message = telegram._user_message(1007, "An", text="/trogiup")
     message["entities"] = [{"type": "bot_command", "offset": 0, "length": 8}]
     async with first.services.database.session() as session:  # stored, then the process died
-        await inbox.store(session, "telegram", [inbox.Received("m:1007:1", "1007",
+        await inbox.store(await session.connection(), "telegram", [inbox.Received("m:1007:1", "1007",
                                                                {"update_id": 50, "message": message})], clock())
     second = await started(tmp_path, telegram, clock, no_wait)
     try:

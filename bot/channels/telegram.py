@@ -493,8 +493,8 @@ class TelegramChannel:
             self._queue(Job(pending, updates[item.delivery_key]))
 
     async def _store_items(self, items: list[inbox.Received]) -> list[tuple[inbox.Received, inbox.Pending]]:
-        async with self.database.session() as session:
-            return await inbox.store(session, CHANNEL, items, self.clock())
+        async with self.database.transaction(durable=True) as connection:
+            return await inbox.store(connection, CHANNEL, items, self.clock())
 
     def _queue(self, job: Job) -> None:
         if job.pending.id in self._in_hand:
@@ -539,8 +539,8 @@ class TelegramChannel:
     async def _finish_job(self, job: Job) -> None:
         pending = job.pending
         if job.queued_at is not None and self.clock() - job.queued_at > inbox.LEASE / 2:
-            async with self.database.session() as session:
-                await inbox.renew_lease(session, pending.id, self.clock())
+            async with self.database.transaction() as connection:
+                await inbox.renew_lease(connection, pending.id, self.clock())
         calls = None if pending.replies is None else [Outgoing.from_json(c) for c in pending.replies]
         if calls is None:
             calls = await self._handle(job)
@@ -554,8 +554,8 @@ class TelegramChannel:
         update = job.update or parse_update(pending.payload, self.bot)
         incoming = to_incoming(update) if update is not None else None
         if update is None or incoming is None:
-            async with self.database.session() as session:
-                await inbox.finish(session, pending.id, self.clock(), [])
+            async with self.database.transaction() as connection:
+                await inbox.finish(connection, pending.id, self.clock(), [])
             return None
         pressed = update.callback_query.message if update.callback_query is not None else None
         pressed_id = pressed.message_id if pressed is not None else None
@@ -566,7 +566,7 @@ class TelegramChannel:
         async def keep(session: Any, replies: list[Reply]) -> None:
             nonlocal kept
             kept = plan(replies, pressed_id)
-            await inbox.keep_replies(session, pending.id, [call.to_json() for call in kept])
+            await inbox.keep_replies(await session.connection(), pending.id, [call.to_json() for call in kept])
 
         try:
             replies = await self.dispatcher.handle(incoming, keep=keep)
@@ -578,8 +578,8 @@ class TelegramChannel:
         # The turn failed and rolled back (the dispatcher answered with an apology): store the apology as
         # this row's answer. If even that fails, the row is taken up again once its lease runs out.
         calls = plan(replies)
-        async with self.database.session() as session:
-            await inbox.keep_replies(session, pending.id, [call.to_json() for call in calls])
+        async with self.database.transaction() as connection:
+            await inbox.keep_replies(connection, pending.id, [call.to_json() for call in calls])
         return calls
 
     async def _send(self, pending: inbox.Pending, calls: list[Outgoing]) -> None:
@@ -600,8 +600,8 @@ class TelegramChannel:
 
     async def _record_sent(self, row_id: int, sent: int, *, finished: bool) -> None:
         # Urgent: until this is written, a kill -9 would make the restart send the message again.
-        async with self.database.session(urgent=True) as session:
-            await inbox.mark_sent(session, row_id, sent, self.clock(), done=finished)
+        async with self.database.transaction(urgent=True) as connection:
+            await inbox.mark_sent(connection, row_id, sent, self.clock(), done=finished)
 
     async def _acknowledge(self, update: Update) -> None:
         """Stop the button's spinner; an old query cannot be answered any more, which is fine."""
