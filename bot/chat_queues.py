@@ -5,12 +5,34 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Generic, TypeVar
 
 log = logging.getLogger(__name__)
 
 Item = TypeVar("Item")
+
+
+class _Slot:
+    """One unit of the bound, held by the item running; given back at most once however it ends."""
+
+    def __init__(self, slots: asyncio.Semaphore) -> None:
+        self._slots = slots
+        self.held = True
+
+    def give_back(self) -> None:
+        if self.held:
+            self.held = False
+            self._slots.release()
+
+    async def take_again(self) -> None:
+        await self._slots.acquire()  # cancelled while waiting: not held, so not given back later
+        self.held = True
+
+
+_current_slot: ContextVar[_Slot | None] = ContextVar("hocvuso_chat_slot", default=None)
 
 
 class ChatQueues(Generic[Item]):
@@ -50,16 +72,37 @@ class ChatQueues(Generic[Item]):
         try:
             while queue and not self._stopping:
                 item = queue.popleft()
-                async with self._slots:
-                    try:
-                        await self._run(item)
-                    except Exception:  # one bad item must not stop the chat's later ones
-                        log.exception("%s could not be processed", self._name)
+                await self._slots.acquire()
+                slot = _Slot(self._slots)
+                token = _current_slot.set(slot)
+                try:
+                    await self._run(item)
+                except Exception:  # one bad item must not stop the chat's later ones
+                    log.exception("%s could not be processed", self._name)
+                finally:
+                    _current_slot.reset(token)
+                    slot.give_back()
         finally:
             # Forget the chat once idle, so memory does not grow with the number of people.
             del self._tasks[chat_id], self._queues[chat_id]
             if not self._tasks:
                 self._idle.set()
+
+    @staticmethod
+    @asynccontextmanager
+    async def slot_lent() -> AsyncIterator[None]:
+        """While the running item only waits (Telegram's `retry_after`, a back-off), lend its slot to
+        another chat, so people who flood the bot into Telegram's limits cannot hold every slot asleep.
+        Outside a running item this does nothing."""
+        slot = _current_slot.get()
+        if slot is None or not slot.held:
+            yield
+            return
+        slot.give_back()
+        try:
+            yield
+        finally:
+            await slot.take_again()
 
     async def join(self) -> None:
         """Wait until every queued item has run."""

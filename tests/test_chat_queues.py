@@ -93,3 +93,41 @@ async def test_stop_finishes_the_item_in_hand_and_starts_no_other():
     work.finish("a-0")
     await stopping
     assert work.started == ["a-0"]
+
+
+async def test_an_item_that_only_waits_lends_its_slot_to_another_chat():
+    """People flooding the bot into Telegram's limits wait out `retry_after` without holding every slot."""
+    waiting = asyncio.Event()
+    order: list[str] = []
+
+    async def run(item: str) -> None:
+        order.append(f"start {item}")
+        if item == "flood":
+            async with ChatQueues.slot_lent():
+                await waiting.wait()
+        order.append(f"end {item}")
+
+    queues: ChatQueues[str] = ChatQueues(1, run)
+    queues.put("a", "flood")
+    await settle()
+    queues.put("b", "help")
+    await settle()
+    assert order == ["start flood", "start help", "end help"]  # ran in the lent slot
+    waiting.set()
+    await queues.join()
+    assert order[-1] == "end flood"
+
+
+async def test_lending_outside_a_running_item_changes_nothing():
+    async with ChatQueues.slot_lent():
+        pass
+    work = Work()
+    queues: ChatQueues[str] = ChatQueues(1, work.run)
+    queues.put("a", "a-0")
+    queues.put("b", "b-0")
+    await settle()
+    assert work.started == ["a-0"]  # still one at a time
+    work.finish("a-0")
+    work.finish("b-0")
+    await queues.join()
+    assert work.started == ["a-0", "b-0"]

@@ -3,6 +3,7 @@ ids, a database that refuses the inbox, and the promise never to confirm an upda
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -244,3 +245,27 @@ async def test_an_update_the_database_refuses_is_skipped_and_the_batch_goes_on(
         await runtime.stop()
     assert f"telegram update {poison_id} skipped: the database refused it" in caplog.text
     assert not any("độc" in text for text in telegram.texts(1008))
+
+
+async def test_a_chat_waiting_out_flood_control_does_not_hold_its_slot(tmp_path, telegram, clock):
+    """With every slot taken by chats sleeping on 429 retry_after, nobody else would be answered."""
+    released = asyncio.Event()
+    waits: list[float] = []
+
+    async def sleep_until_released(seconds: float) -> None:
+        waits.append(seconds)
+        await released.wait()
+
+    runtime = Runtime(make_settings(tmp_path, telegram, telegram_concurrency=1), clock=clock,
+                      sleep=sleep_until_released)
+    await runtime.start()
+    try:
+        telegram.fail_next("sendMessage", 429, retry_after=30)
+        await telegram.user_sends(1009, "/trogiup")
+        await telegram.wait_for(lambda: waits == [30.0])
+        await Resident(telegram, 1010).says("/hoc", "Chọn bài để học")  # ran in the lent slot
+        released.set()
+        await Resident(telegram, 1009).expect("Các lệnh")
+    finally:
+        released.set()
+        await runtime.stop()

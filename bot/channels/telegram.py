@@ -371,7 +371,12 @@ class TelegramChannel:
         self._requests = make_requests(settings)
         self.bot = make_bot(settings, self._requests)
         self.sleep = sleep  # injected: tests record the pauses instead of waiting them
-        self.sender = ReplySender(self.bot, self.database, settings.telegram_max_retries, sleep)
+
+        async def wait_without_a_slot(seconds: float) -> None:
+            async with ChatQueues.slot_lent():
+                await sleep(seconds)
+
+        self.sender = ReplySender(self.bot, self.database, settings.telegram_max_retries, wait_without_a_slot)
         self.queues: ChatQueues[Job] = ChatQueues(settings.telegram_concurrency, self._process, "telegram update")
         self.polling = polling
         self.poll_timeout = settings.telegram_poll_timeout
