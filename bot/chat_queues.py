@@ -108,7 +108,16 @@ class ChatQueues(Generic[Item]):
         """Wait until every queued item has run."""
         await self._idle.wait()
 
-    async def stop(self) -> None:
-        """Finish the items in hand, start no new ones (they stay in the inbox for the next start)."""
+    async def stop(self, grace: float | None = None) -> None:
+        """Finish the items in hand, start no new ones (they stay in the inbox for the next start).
+
+        After `grace` seconds the items still running are cancelled: an answer waiting on Telegram must
+        not keep the process from stopping, and its row is taken up again at the next start.
+        """
         self._stopping = True
-        await self._idle.wait()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._idle.wait()), grace)
+        except TimeoutError:
+            for task in list(self._tasks.values()):
+                task.cancel()
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class Kind(StrEnum):
@@ -35,8 +38,15 @@ class Incoming:
             object.__setattr__(self, "display_name", None)
         for name in ("user_id", "text", "display_name"):
             value = getattr(self, name)
-            if isinstance(value, str) and not unicodedata.is_normalized("NFC", value):
-                object.__setattr__(self, name, unicodedata.normalize("NFC", value))
+            if not isinstance(value, str):
+                continue
+            # A lone surrogate ("\ud800" in a JSON update) cannot be encoded to send back: it becomes
+            # U+FFFD, so text echoed in an answer never makes the answer fail.
+            value = LONE_SURROGATE.sub("\ufffd", value)
+            if not unicodedata.is_normalized("NFC", value):
+                value = unicodedata.normalize("NFC", value)
+            if value is not getattr(self, name):
+                object.__setattr__(self, name, value)
 
     @classmethod
     def from_text(cls, channel: str, user_id: str, text: str, **extra: object) -> Incoming:

@@ -40,6 +40,7 @@ ASK_HOUSEHOLD = (
 ASK_HOUSEHOLD_CODE = "Bạn gõ mã hộ gồm {length} chữ số (ví dụ: 482915)."
 IN_HOUSEHOLD = "Muốn đổi sang hộ khác, bạn nhập mã hộ đó hoặc tạo mã hộ mới."
 BAD_HOUSEHOLD_CODE = "Mã hộ gồm {length} chữ số. Bạn kiểm tra và gõ lại nhé."
+ALREADY_IN_HOUSEHOLD = "Bạn đã ở trong hộ này rồi."
 JOINED_HOUSEHOLD = "Bạn đã vào hộ có mã {code}."
 CREATED_HOUSEHOLD = (
     "Mã hộ của nhà bạn là: {spoken}\n\n"
@@ -330,7 +331,7 @@ async def _move_to_household(turn: Turn, household: Household | None, *, head: b
     turn.session.add(person)
     await turn.session.flush()
     if previous is not None and previous != person.household_id:
-        await queries.delete_household_if_empty(turn.session, previous)
+        await queries.settle_household(turn.session, previous)
 
 
 async def view_household_code(turn: Turn) -> Replies:
@@ -351,6 +352,8 @@ async def on_household_code_text(turn: Turn, text: str) -> Replies:
     household = await queries.household_by_code(turn.session, code, leaving=person.household_id)
     if household is None:
         return await _missed(turn)
+    if household.id == person.household_id:  # their own code: nothing to change, the head stays head
+        return await _after(turn, "ask_household", ALREADY_IN_HOUSEHOLD)
     await _move_to_household(turn, household, head=False, previous=person.household_id)
     return await _after(turn, "ask_household", JOINED_HOUSEHOLD.format(code=spoken_code(code)))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -75,12 +76,19 @@ def create_engine(url: str) -> AsyncEngine:
     return engine
 
 
+class DatabaseFileGone(RuntimeError):
+    """The SQLite file was deleted or replaced while the bot ran: what it writes now would be lost."""
+
+
 class Database:
     """Owns the engine and hands out sessions that keep objects usable after commit."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = create_engine(url)
+        database = make_url(url).database if is_sqlite(url) else None
+        self._file = Path(database) if database and database != ":memory:" else None
+        self._file_identity: tuple[int, int] | None = None
         self._sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
         # SQLite has one writer at a time, and a connection waiting for the lock sleeps in steps of up
         # to 100 ms. Queueing this process's transactions here instead keeps them back to back.
@@ -95,6 +103,9 @@ class Database:
         one_at_a_time = self._queue.hold(urgent=urgent) if self._queue else contextlib.nullcontext()
         async with one_at_a_time, self._sessions() as session:
             try:
+                if self._file is not None:
+                    await session.connection()  # opens (and on first use creates) the file first
+                    self._check_file()
                 yield session
                 await session.commit()
             except BaseException:
@@ -109,10 +120,29 @@ class Database:
         """
         one_at_a_time = self._queue.hold(urgent=urgent) if self._queue else contextlib.nullcontext()
         async with one_at_a_time, self.engine.connect() as connection:
+            self._check_file()
             if durable:
                 await connection.execution_options(durable=True)
             async with connection.begin():
                 yield connection
+
+    def _check_file(self) -> None:
+        """Refuse to go on once the SQLite file is not the one opened at start.
+
+        SQLite keeps writing to a deleted file through its open handle, so every answer would say
+        "saved" while the next start finds an empty database. One stat per transaction finds it.
+        """
+        if self._file is None:
+            return
+        try:
+            status = os.stat(self._file)
+        except FileNotFoundError:
+            raise DatabaseFileGone from None
+        identity = (status.st_dev, status.st_ino)
+        if self._file_identity is None:
+            self._file_identity = identity
+        elif identity != self._file_identity:
+            raise DatabaseFileGone
 
     async def ping(self) -> None:
         """One trivial query, queued like every transaction: on SQLite a query outside the queue would

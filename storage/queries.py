@@ -409,19 +409,26 @@ async def erase_person(session: AsyncSession, person: Person, keep_state_id: int
     await session.delete(person)
     await session.flush()
     if household_id is not None:
-        await delete_household_if_empty(session, household_id)
+        await settle_household(session, household_id)
 
 
-async def delete_household_if_empty(session: AsyncSession, household_id: int) -> None:
-    """Delete the household when nobody is left in it.
+async def settle_household(session: AsyncSession, household_id: int) -> None:
+    """After someone left: delete the household when nobody is left in it, else make sure it has a head.
 
-    The row is locked before counting, so a join holding it finishes first and is counted (each
-    statement of a PostgreSQL READ COMMITTED transaction sees what committed before it).
+    Without a head nobody could remove a stranger or renew the code, so the member who has been
+    registered longest takes the role. The row is locked before counting, so a join holding it
+    finishes first and is counted (each statement of a PostgreSQL READ COMMITTED transaction sees what
+    committed before it).
     """
     if not await _lock_household(session, household_id):
         return
-    if await household_member_count(session, household_id) == 0:
+    members = await household_members(session, household_id)
+    if not members:
         await session.exec(delete(Household).where(Household.id == household_id))
+    elif not any(member.is_household_head for member in members):
+        members[0].is_household_head = True
+        session.add(members[0])
+        await session.flush()
 
 
 async def set_blocked(session: AsyncSession, channel: str, external_id: str, blocked: bool) -> None:

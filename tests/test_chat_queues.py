@@ -131,3 +131,14 @@ async def test_lending_outside_a_running_item_changes_nothing():
     work.finish("b-0")
     await queues.join()
     assert work.started == ["a-0", "b-0"]
+
+
+async def test_stop_cancels_what_is_still_running_after_the_grace():
+    """Found in review: an answer waiting a day on Telegram kept SIGTERM from stopping the bot."""
+    work = Work()
+    queues: ChatQueues[str] = ChatQueues(4, work.run)
+    queues.put("a", "never-ends")
+    queues.put("a", "after-it")
+    await settle()
+    await queues.stop(grace=0)
+    assert work.started == ["never-ends"] and queues.pending == 0

@@ -192,3 +192,12 @@ async def test_the_log_of_a_failed_turn_names_no_user_text(services, caplog):
     await chat.say("menu")
     await chat.say("Nguyễn Văn An 0912345678")
     assert all("0912345678" not in record.getMessage() for record in caplog.records)
+
+
+async def test_a_lone_surrogate_is_replaced_so_an_echoing_answer_can_be_sent(chat):
+    """Found in review: '/x\\ud800' (valid JSON) was echoed in the answer, which then failed to encode."""
+    incoming = Incoming.from_text("telegram", "9", "/x\ud800", display_name="An\udfff")
+    assert incoming.text == "/x\ufffd" and incoming.display_name == "An\ufffd"
+    answer = await chat.say("/x\ud800")
+    answer.encode("utf-8")  # what a channel must do to send it
+    assert "/x\ufffd" in answer

@@ -379,3 +379,43 @@ def test_the_guard_is_set_from_the_settings():
                   {"household_code_tries": 21}):
         with pytest.raises(SettingsError):
             load_settings(_env_file=None, **wrong)
+
+
+# --- a household never loses its head -------------------------------------------------------------
+
+async def is_head(services, name: str) -> bool:
+    async with services.database.session() as session:
+        return (await session.exec(select(Person.is_household_head).where(Person.full_name == name))).one()
+
+
+async def test_the_head_typing_the_households_own_code_stays_head(dispatcher, services):
+    """Found in review: joining the household one heads made nobody its head."""
+    father = Chat(dispatcher, user="bo")
+    await register(father)
+    code = await household_code(services)
+    await join(Chat(dispatcher, user="me"), code, "Lê Thị Hoa")
+    await converse(father, [("/caidat", "Hộ gia đình"), ("#Hộ gia đình", "có 2 người"),
+                            ("#Nhập mã hộ", "6 chữ số"), (code, "Bạn đã ở trong hộ này rồi")])
+    assert await is_head(services, "Nguyễn Văn An")
+    assert not await is_head(services, "Lê Thị Hoa")
+
+
+@pytest.mark.parametrize("how", ["erase", "leave", "new household"])
+async def test_when_the_head_goes_the_longest_registered_member_becomes_head(dispatcher, services, how):
+    """Found in review: after the head left or erased, nobody could remove a stranger or renew the code."""
+    father = Chat(dispatcher, user="bo")
+    await register(father)
+    code = await household_code(services)
+    mother, stranger = Chat(dispatcher, user="me"), Chat(dispatcher, user="la")
+    await join(mother, code, "Lê Thị Hoa")
+    await join(stranger, code, "Kẻ Lạ Mặt")
+    if how == "erase":
+        await converse(father, [("/xoadulieu", "chắc chắn"), ("#Xóa hết", "Đã xóa")])
+    else:
+        button = "Rời hộ" if how == "leave" else "Tạo mã hộ mới"
+        await converse(father, [("/caidat", "Hộ gia đình"), ("#Hộ gia đình", "có 3 người"), (f"#{button}", "")])
+    assert await is_head(services, "Lê Thị Hoa")
+    assert not await is_head(services, "Kẻ Lạ Mặt")
+    await converse(mother, [("/caidat", "Hộ gia đình"), ("#Hộ gia đình", "có 2 người"),
+                            ("#Kẻ Lạ Mặt", "Bạn chắc chắn"), ("#Có, bỏ khỏi hộ", "Đã bỏ Kẻ Lạ Mặt khỏi hộ")])
+    assert await household_of(services, "Kẻ Lạ Mặt") is None

@@ -115,3 +115,32 @@ async def test_a_renewed_lease_keeps_a_long_queued_row_from_other_workers(servic
     clock.advance(seconds=inbox.LEASE.total_seconds() * 0.5)  # past the first lease, within the renewed one
     async with database.session() as session:
         assert await inbox.claim_unfinished(session, "telegram", clock(), expired_only=True) == []
+
+
+async def test_a_deleted_sqlite_file_stops_every_transaction_instead_of_saving_into_nothing(tmp_path, clock):
+    """Found in review: after `rm var/hocvuso.db*` the bot said "Đã lưu" into a file no start would see."""
+    from storage.db import DatabaseFileGone
+    from tests.support import Chat
+
+    path = tmp_path / "gone.db"
+    settings = Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{path}")  # type: ignore[call-arg]
+    services = await build_services(settings, clock=clock, rng=random.Random(5))
+    try:
+        chat = Chat(Dispatcher(services))
+        assert "Bạn có đồng ý không?" in await chat.say("/start")
+        delete_files(path)
+        answer = await chat.say("/trogiup")
+        assert texts.SORRY in answer and chat.labels == []  # an apology with nothing to press
+        with pytest.raises(DatabaseFileGone):
+            async with services.database.transaction():
+                pass
+    finally:
+        await services.database.dispose()
+
+
+def delete_files(path) -> None:
+    """What an operator's `rm var/hocvuso.db*` does."""
+    from pathlib import Path
+
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)

@@ -269,3 +269,38 @@ async def test_a_chat_waiting_out_flood_control_does_not_hold_its_slot(tmp_path,
     finally:
         released.set()
         await runtime.stop()
+
+
+async def test_a_retry_after_of_hours_gives_up_the_answer_instead_of_silencing_the_chat(
+    tmp_path, telegram, clock, no_wait
+):
+    """Found in review: retry_after=86400 was waited out, holding the chat and the stop for a day."""
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+
+    runtime = Runtime(make_settings(tmp_path, telegram), clock=clock, sleep=record)
+    await runtime.start()
+    try:
+        telegram.fail_next("sendMessage", 429, retry_after=86400)
+        await telegram.user_sends(1011, "/trogiup")
+        await Resident(telegram, 1011).says("/hoc", "Chọn bài để học")
+        assert waits == []
+        assert not any("Các lệnh" in text for text in telegram.texts(1011))
+    finally:
+        await runtime.stop()
+
+
+async def test_the_webhook_answers_400_to_json_nested_too_deep(tmp_path, telegram, clock, no_wait):
+    """Found in review: a RecursionError in the JSON parser gave 500 and a long traceback."""
+    import httpx
+
+    runtime = await started(tmp_path, telegram, clock, no_wait, "webhook")
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{runtime.settings.listen_port}") as client:
+            answer = await client.post("/webhook/telegram", content=b"[" * 100_000 + b"]" * 100_000,
+                                       headers={"X-Telegram-Bot-Api-Secret-Token": SECRET})
+        assert answer.status_code == 400
+    finally:
+        await runtime.stop()

@@ -52,6 +52,8 @@ CHAT_ID_MAX = InboxUpdate.__table__.c.chat_id.type.length  # type: ignore[attr-d
 SWEEP_EVERY = 30.0  # seconds between looks for rows a crashed worker left behind
 PRUNE_EVERY = 3600.0
 POLL_BACKOFF_MAX = 30.0
+MAX_RETRY_WAIT = 60.0  # longest `retry_after` waited out; Telegram asks for more only to punish a flood
+STOP_GRACE = 20.0  # seconds the updates in hand get to finish at a stop; then they wait in the inbox
 Sleep = Callable[[float], Awaitable[None]]
 # Errors after which Telegram may have delivered the message although we got no answer: a send is not
 # repeated after them (a duplicate is worse than a message the person can ask for again).
@@ -291,8 +293,8 @@ class ReplySender:
                 await request()
                 return True
             except RetryAfter as error:
-                if last_try:
-                    raise
+                if last_try or retry_seconds(error) > MAX_RETRY_WAIT:
+                    raise  # the answer is given up: a chat silenced for hours helps nobody
                 await self.sleep(retry_seconds(error))
             except Forbidden:
                 async with self.database.session() as session:
@@ -410,7 +412,7 @@ class TelegramChannel:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self.queues.stop()
+        await self.queues.stop(grace=STOP_GRACE)
         if self._started:
             await self.bot.shutdown()
         else:  # getMe failed (a wrong token): the pools were opened all the same
