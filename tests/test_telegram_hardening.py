@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime, timedelta
 
 import pytest
 from sqlmodel import select
@@ -304,3 +305,24 @@ async def test_the_webhook_answers_400_to_json_nested_too_deep(tmp_path, telegra
         assert answer.status_code == 400
     finally:
         await runtime.stop()
+
+
+async def test_waiting_on_telegram_renews_the_rows_lease(tmp_path, telegram, clock, no_wait):
+    """Several workers on PostgreSQL: a row whose answer waits out 429s must not look abandoned."""
+    renewed: list[datetime] = []
+
+    async def advancing_sleep(seconds: float) -> None:
+        clock.advance(seconds=seconds)
+
+    runtime = Runtime(make_settings(tmp_path, telegram), clock=clock, sleep=advancing_sleep)
+    await runtime.start()
+    try:
+        telegram.fail_next("sendMessage", 429, times=4, retry_after=30)
+        await Resident(telegram, 1012).says("/trogiup", "Các lệnh")
+        await runtime.telegram.queues.join()
+        async with runtime.services.database.session() as session:
+            row = (await session.exec(select(InboxUpdate).where(InboxUpdate.chat_id == "1012"))).one()
+        renewed.append(row.lease_until)
+    finally:
+        await runtime.stop()
+    assert renewed[0] >= clock() + inbox.LEASE - timedelta(seconds=1)  # renewed after the last wait

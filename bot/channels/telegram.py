@@ -14,6 +14,7 @@ import logging
 import os
 import warnings
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -52,13 +53,17 @@ CHAT_ID_MAX = InboxUpdate.__table__.c.chat_id.type.length  # type: ignore[attr-d
 SWEEP_EVERY = 30.0  # seconds between looks for rows a crashed worker left behind
 PRUNE_EVERY = 3600.0
 POLL_BACKOFF_MAX = 30.0
-MAX_RETRY_WAIT = 60.0  # longest `retry_after` waited out; Telegram asks for more only to punish a flood
+MAX_RETRY_WAIT = 30.0  # longest `retry_after` waited out; Telegram asks for more only to punish a flood
 STOP_GRACE = 20.0  # seconds the updates in hand get to finish at a stop; then they wait in the inbox
 Sleep = Callable[[float], Awaitable[None]]
 # Errors after which Telegram may have delivered the message although we got no answer: a send is not
 # repeated after them (a duplicate is worse than a message the person can ask for again).
 MAYBE_DELIVERED = (httpx.ReadTimeout, httpx.WriteTimeout, httpx.ReadError, httpx.WriteError,
                    httpx.RemoteProtocolError)
+
+
+# The inbox row whose answer this task is sending, so a long wait on Telegram can renew its lease.
+_row_in_hand: ContextVar[int | None] = ContextVar("hocvuso_telegram_row", default=None)
 
 
 class ChatBlocked(Exception):
@@ -377,6 +382,10 @@ class TelegramChannel:
         async def wait_without_a_slot(seconds: float) -> None:
             async with ChatQueues.slot_lent():
                 await sleep(seconds)
+            row_id = _row_in_hand.get()
+            if row_id is not None:  # still at work on it: no other worker may take it up meanwhile
+                async with self.database.transaction() as connection:
+                    await inbox.renew_lease(connection, row_id, self.clock())
 
         self.sender = ReplySender(self.bot, self.database, settings.telegram_max_retries, wait_without_a_slot)
         self.queues: ChatQueues[Job] = ChatQueues(settings.telegram_concurrency, self._process, "telegram update")
@@ -538,9 +547,11 @@ class TelegramChannel:
     # --- handling and answering ---------------------------------------------------------------
 
     async def _process(self, job: Job) -> None:
+        token = _row_in_hand.set(job.pending.id)
         try:
             await self._finish_job(job)
         finally:
+            _row_in_hand.reset(token)
             self._in_hand.discard(job.pending.id)
 
     async def _finish_job(self, job: Job) -> None:
