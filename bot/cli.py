@@ -23,13 +23,13 @@ from bot.logs import (
     release_startup_logs,
     secrets_of,
 )
-from bot.settings import Settings, SettingsError, column_length, composed, load_settings
+from bot.settings import Settings, SettingsError, composed, load_settings
 from bot.startup import describe
 from content.loader import ContentError, load_catalog
 from handlers.dispatcher import Dispatcher
 from storage import migrate
 from storage.db import Database
-from storage.models import ChannelAccount, ConversationState
+from storage.models import ChannelAccount, ConversationState, column_length
 
 T = TypeVar("T")
 

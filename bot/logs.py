@@ -140,8 +140,6 @@ class SafeFormatter(logging.Formatter):
         return redact(format_exception_safely(ei[1]), self.secrets) if ei[1] is not None else ""
 
 
-# What bot/runtime.py logs once `hocvuso run` has started; it ends the start-up hold.
-RUNNING = "hocvuso is running"
 # A start that logs this much is not failing quietly: write what it said rather than hold more.
 HOLD_LIMIT = 1000
 
@@ -168,7 +166,7 @@ class StartupHold(logging.Handler):
             self.target.handle(record)
             return
         self.held.append(record)
-        if len(self.held) >= HOLD_LIMIT or (record.name == "bot.runtime" and record.getMessage().startswith(RUNNING)):
+        if len(self.held) >= HOLD_LIMIT:
             self.write_held()
 
     def write_held(self) -> None:

@@ -15,9 +15,8 @@ from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
-from sqlmodel import SQLModel
 
-from storage.models import Organisation, Village
+from storage.models import Organisation, Village, column_length
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/hocvuso.db"
 
@@ -45,11 +44,6 @@ DEFAULT_ORGANISATIONS = [
     "Phòng Kinh tế",
     "Doanh nghiệp trên địa bàn xã",
 ]
-
-
-def column_length(model: type[SQLModel], column: str) -> int:
-    """The length of a string column, read from the model so a setting's limit cannot drift from it."""
-    return model.__table__.c[column].type.length  # type: ignore[attr-defined, no-any-return]
 
 
 # A name longer than its column is refused by PostgreSQL at the first start (SQLite would keep it).

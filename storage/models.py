@@ -226,6 +226,11 @@ class HouseholdCodeTry(SQLModel, table=True):
     at: datetime = _when()
 
 
+def column_length(model: type[SQLModel], column: str) -> int:
+    """The length of a string column, read from the table so a limit elsewhere cannot drift from it."""
+    return model.__table__.c[column].type.length  # type: ignore[attr-defined, no-any-return]
+
+
 ALL_TABLES = [
     Village, Organisation, Household, Person, ChannelAccount, Membership, LessonProgress,
     QuizAttempt, Answer, Activity, ConversationState, ProcessedUpdate, InboxUpdate,

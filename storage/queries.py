@@ -266,11 +266,6 @@ async def record_household_code_try(
     await session.flush()
 
 
-async def household_member_count(session: AsyncSession, household_id: int) -> int:
-    result = await session.exec(select(func.count()).select_from(Person).where(Person.household_id == household_id))
-    return result.one()
-
-
 async def memberships_of(session: AsyncSession, person_id: int) -> list[Membership]:
     return list((await session.exec(select(Membership).where(Membership.person_id == person_id))).all())
 

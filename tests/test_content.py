@@ -169,9 +169,7 @@ def test_the_content_limits_fit_the_database_columns():
     from content.schema import ANSWER_KEY_MAX, ID_MAX
     from handlers.review import REVIEW_LESSON
     from storage.models import Activity, Answer, LessonProgress, QuizAttempt
-
-    def length(model, column: str) -> int:
-        return model.__table__.c[column].type.length
+    from storage.models import column_length as length
 
     for model in (LessonProgress, QuizAttempt, Activity):
         assert length(model, "lesson_id") >= ID_MAX, model.__name__

@@ -662,9 +662,10 @@ def channel(tmp_path: Path) -> TelegramChannel:
 @example(batch=[CHAT_NONE])
 def test_reading_a_batch_never_raises_and_keeps_only_what_can_be_handled(channel, batch):
     received = channel._read(batch)
-    for item, update in received:
+    for item, update, incoming in received:
         assert any(item.payload is payload for payload in batch)
-        assert item.delivery_key == delivery_key(update) and to_incoming(update) is not None
+        assert item.delivery_key == delivery_key(update) and incoming == to_incoming(update)
+        assert item.chat_id == incoming.user_id
 
 
 # Pieces that make long texts hard to split: paragraphs, lines, long words, emoji, odd spaces.

@@ -144,7 +144,7 @@ def test_names_must_fit_their_database_column(monkeypatch, tmp_path, name, model
     import storage.models
 
     monkeypatch.chdir(tmp_path)
-    limit = getattr(storage.models, model).__table__.c.name.type.length
+    limit = storage.models.column_length(getattr(storage.models, model), "name")
     monkeypatch.setenv(f"HOCVUSO_{name}", f"Thôn Một; {'Đ' * limit}")
     assert len(getattr(load_settings(), name.lower())[1]) == limit
     monkeypatch.setenv(f"HOCVUSO_{name}", f"Thôn Một; {'Đ' * (limit + 1)}")

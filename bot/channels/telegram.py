@@ -33,7 +33,7 @@ from handlers.dispatcher import Dispatcher
 from handlers.render import merge_replies, numbered_lines, split_text
 from storage import inbox, queries
 from storage.db import Database, is_sqlite
-from storage.models import InboxUpdate
+from storage.models import InboxUpdate, column_length
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,8 @@ CAPTION_MAX = 1024
 LABEL_MAX = 40
 NUMBERS_PER_ROW = 5
 ALLOWED_UPDATES = ["message", "callback_query"]
-KEY_MAX = InboxUpdate.__table__.c.delivery_key.type.length  # type: ignore[attr-defined]
-CHAT_ID_MAX = InboxUpdate.__table__.c.chat_id.type.length  # type: ignore[attr-defined]
+KEY_MAX = column_length(InboxUpdate, "delivery_key")
+CHAT_ID_MAX = column_length(InboxUpdate, "chat_id")
 SWEEP_EVERY = 30.0  # seconds between looks for rows a crashed worker left behind
 PRUNE_EVERY = 3600.0
 POLL_BACKOFF_MAX = 30.0
@@ -329,6 +329,7 @@ class Job:
 
     pending: inbox.Pending
     update: Update | None = None
+    incoming: Incoming | None = None
     queued_at: datetime | None = None
 
 
@@ -378,16 +379,7 @@ class TelegramChannel:
         self._requests = make_requests(settings)
         self.bot = make_bot(settings, self._requests)
         self.sleep = sleep  # injected: tests record the pauses instead of waiting them
-
-        async def wait_without_a_slot(seconds: float) -> None:
-            async with ChatQueues.slot_lent():
-                await sleep(seconds)
-            row_id = _row_in_hand.get()
-            if row_id is not None:  # still at work on it: no other worker may take it up meanwhile
-                async with self.database.transaction() as connection:
-                    await inbox.renew_lease(connection, row_id, self.clock())
-
-        self.sender = ReplySender(self.bot, self.database, settings.telegram_max_retries, wait_without_a_slot)
+        self.sender = ReplySender(self.bot, self.database, settings.telegram_max_retries, self._wait_without_a_slot)
         self.queues: ChatQueues[Job] = ChatQueues(settings.telegram_concurrency, self._process, "telegram update")
         self.polling = polling
         self.poll_timeout = settings.telegram_poll_timeout
@@ -427,6 +419,15 @@ class TelegramChannel:
         else:  # getMe failed (a wrong token): the pools were opened all the same
             for request in self._requests:
                 await request.shutdown()
+
+    async def _wait_without_a_slot(self, seconds: float) -> None:
+        """The sender's pause (`retry_after`, a back-off): the slot serves another chat meanwhile."""
+        async with ChatQueues.slot_lent():
+            await self.sleep(seconds)
+        row_id = _row_in_hand.get()
+        if row_id is not None:  # still at work on it: no other worker may take it up meanwhile
+            async with self.database.transaction() as connection:
+                await inbox.renew_lease(connection, row_id, self.clock())
 
     # --- receiving -------------------------------------------------------------------------------
 
@@ -469,7 +470,7 @@ class TelegramChannel:
     async def _get_updates(self, offset: int | None) -> list[Any]:
         return await self.bot.get_raw_updates(offset, self.poll_timeout, self.poll_timeout + self.timeout)
 
-    def _read(self, batch: list[Any]) -> list[tuple[inbox.Received, Update]]:
+    def _read(self, batch: list[Any]) -> list[tuple[inbox.Received, Update, Incoming]]:
         """The updates worth storing; unreadable ones are logged once, by update id only, and skipped."""
         received = []
         for payload in batch:
@@ -486,14 +487,14 @@ class TelegramChannel:
                 continue
             if incoming is None or key is None:
                 continue  # not for hocvuso (a group, an edit): confirmed and forgotten
-            received.append((inbox.Received(key, incoming.user_id, payload), update))
+            received.append((inbox.Received(key, incoming.user_id, payload), update, incoming))
         return received
 
-    async def _store(self, received: list[tuple[inbox.Received, Update]]) -> None:
+    async def _store(self, received: list[tuple[inbox.Received, Update, Incoming]]) -> None:
         if not received:
             return
-        updates = {item.delivery_key: update for item, update in received}
-        items = [item for item, _ in received]
+        arrived = {item.delivery_key: (update, incoming) for item, update, incoming in received}
+        items = [item for item, _, _ in received]
         try:
             stored = await self._store_items(items)
         except (DataError, IntegrityError):
@@ -506,7 +507,7 @@ class TelegramChannel:
                 except (DataError, IntegrityError):
                     log.warning("telegram update %s skipped: the database refused it", item.payload.get("update_id"))
         for item, pending in stored:
-            self._queue(Job(pending, updates[item.delivery_key]))
+            self._queue(Job(pending, *arrived[item.delivery_key]))
 
     async def _store_items(self, items: list[inbox.Received]) -> list[tuple[inbox.Received, inbox.Pending]]:
         async with self.database.transaction(durable=True) as connection:
@@ -570,7 +571,7 @@ class TelegramChannel:
         """Run the dispatcher; the answer's calls are stored in the same commit. None: nothing to send."""
         pending = job.pending
         update = job.update or parse_update(pending.payload, self.bot)
-        incoming = to_incoming(update) if update is not None else None
+        incoming = job.incoming or (to_incoming(update) if update is not None else None)
         if update is None or incoming is None:
             async with self.database.transaction() as connection:
                 await inbox.finish(connection, pending.id, self.clock(), [])
