@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from handlers.context import Turn
 from handlers.core import Button
+from handlers.numbers import action_number
 from storage import queries
 from storage.models import Household, Person
 
@@ -143,9 +144,10 @@ async def removable_member(turn: Turn, argument: str) -> Person | None:
     head = turn.person
     if head is None or not head.is_household_head or head.household_id is None:
         return None
-    if not (argument.isascii() and argument.isdigit() and len(argument) <= MAX_ID_DIGITS):
+    member_id = action_number(argument, MAX_ID_DIGITS)
+    if member_id is None:
         return None
-    member = await turn.session.get(Person, int(argument))
+    member = await turn.session.get(Person, member_id)
     if member is None or member.id == head.id or member.household_id != head.household_id:
         return None
     return member

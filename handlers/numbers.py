@@ -28,8 +28,8 @@ def typed_number(text: str) -> int | None:
     return int(digits)
 
 
-def action_number(text: str) -> int | None:
+def action_number(text: str, max_digits: int = MAX_DIGITS) -> int | None:
     """A number the bot wrote into a button action: ASCII digits only, anything else is forged."""
-    if not text.isascii():
+    if not text.isascii() or not text.isdecimal() or len(text) > max_digits:
         return None
-    return typed_number(text)
+    return int(text)

@@ -46,10 +46,6 @@ def _current(lesson: Lesson, order: list[str], answers: dict[str, int]) -> tuple
     return None
 
 
-def _answer_key(lesson: Lesson, question: Question) -> str:
-    return answer_key(lesson.id, question.id)
-
-
 async def start_quiz(turn: Turn, lesson: Lesson) -> Replies:
     resumed = await resume_quiz(turn, lesson)
     if resumed is not None:
@@ -79,7 +75,7 @@ async def resume_quiz(turn: Turn, lesson: Lesson) -> Replies | None:
     saved = await queries.answers_of(turn.session, attempt.id)  # type: ignore[arg-type]
     order = [qid for qid in attempt.question_ids if lesson.question(qid) is not None]
     answers = {
-        qid: saved[answer_key(lesson.id, qid)].option_index for qid in order if answer_key(lesson.id, qid) in saved
+        qid: saved[key].option_index for qid in order if (key := answer_key(lesson.id, qid)) in saved
     }
     turn.goto("quiz", lesson=lesson.id, order=order, answers=answers, attempt=attempt.id)
     position = _current(lesson, order, answers)
@@ -139,7 +135,7 @@ async def _save_answer(turn: Turn, lesson: Lesson, question: Question, choice: i
         return
     turn.session.add(
         Answer(
-            attempt_id=attempt_id, question_id=_answer_key(lesson, question), option_index=choice,
+            attempt_id=attempt_id, question_id=answer_key(lesson.id, question.id), option_index=choice,
             correct=correct, answered_at=turn.now,
         )
     )

@@ -94,14 +94,17 @@ class Database:
         # to 100 ms. Queueing this process's transactions here instead keeps them back to back.
         self._queue = TurnQueue() if is_sqlite(url) else None
 
+    def _turn(self, urgent: bool) -> contextlib.AbstractAsyncContextManager[None]:
+        """This process's place in the SQLite queue (PostgreSQL needs none)."""
+        return self._queue.hold(urgent=urgent) if self._queue else contextlib.nullcontext()
+
     @asynccontextmanager
     async def session(self, *, urgent: bool = False) -> AsyncIterator[AsyncSession]:
         """A session in one transaction: committed on success, rolled back on any error.
 
         `urgent` (a few microseconds of bookkeeping) goes before the transactions waiting on SQLite.
         """
-        one_at_a_time = self._queue.hold(urgent=urgent) if self._queue else contextlib.nullcontext()
-        async with one_at_a_time, self._sessions() as session:
+        async with self._turn(urgent), self._sessions() as session:
             try:
                 if self._file is not None:
                     await session.connection()  # opens (and on first use creates) the file first
@@ -118,8 +121,7 @@ class Database:
 
         `durable`: on SQLite the commit is on disk before it returns (PostgreSQL's always is).
         """
-        one_at_a_time = self._queue.hold(urgent=urgent) if self._queue else contextlib.nullcontext()
-        async with one_at_a_time, self.engine.connect() as connection:
+        async with self._turn(urgent), self.engine.connect() as connection:
             self._check_file()
             if durable:
                 await connection.execution_options(durable=True)

@@ -75,10 +75,10 @@ async def mark_processed(session: AsyncSession, channel: str, delivery_key: str,
 
     One INSERT ... ON CONFLICT DO NOTHING, so two workers given the same update cannot both take it.
     """
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     connection = await session.connection()  # Core, not the ORM: a plain insert needs no unit of work
     result = await connection.execute(
-        _MARK_PROCESSED[dialect], {"channel": channel, "delivery_key": delivery_key, "processed_at": now}
+        _MARK_PROCESSED[connection.dialect.name],
+        {"channel": channel, "delivery_key": delivery_key, "processed_at": now},
     )
     return result.rowcount == 1
 
@@ -96,9 +96,9 @@ async def load_state(session: AsyncSession, channel: str, external_id: str, now:
     if state is None:
         # Insert-or-get: two first messages handled at once (two workers) must not both insert the row;
         # on PostgreSQL the second insert waits for the first to commit, then does nothing.
-        dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-        await (await session.connection()).execute(
+        connection = await session.connection()
+        insert = postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
+        await connection.execute(
             insert(ConversationState)
             .values(channel=channel, external_id=external_id, step="new", data={}, menu=[], updated_at=now)
             .on_conflict_do_nothing(index_elements=["channel", "external_id"])
