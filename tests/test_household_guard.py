@@ -44,6 +44,15 @@ async def reach_code_step(chat: Chat, name: str | None = "Lê Thị Hoa") -> Non
     await converse(chat, [("#Bỏ qua", "nhóm nào"), ("#Bỏ qua", "Hộ gia đình"), ("#Nhập mã hộ", "6 chữ số")])
 
 
+async def stranger_at_the_code_step(dispatcher, services) -> tuple[str, Chat]:
+    """A registered family's household code, and a stranger now asked to type a code."""
+    await register(Chat(dispatcher, user="bo"))
+    code = await household_code(services)
+    stranger = Chat(dispatcher, user="la")
+    await reach_code_step(stranger)
+    return code, stranger
+
+
 async def household_of(services, name: str) -> int | None:
     async with services.database.session() as session:
         return (await session.exec(select(Person.household_id).where(Person.full_name == name))).one()
@@ -61,11 +70,7 @@ async def forge(services, chat: Chat, action: str) -> str:
 # --- a few wrong tries, then a wait -------------------------------------------------------------
 
 async def test_wrong_codes_are_limited_then_the_chat_waits(dispatcher, services, clock, monkeypatch):
-    father = Chat(dispatcher, user="bo")
-    await register(father)
-    code = await household_code(services)
-    stranger = Chat(dispatcher, user="la")
-    await reach_code_step(stranger)
+    code, stranger = await stranger_at_the_code_step(dispatcher, services)
     for left in (4, 3, 2, 1):
         guess = wrong(code, left)
         answer = await stranger.say(guess)
@@ -95,11 +100,7 @@ async def test_wrong_codes_are_limited_then_the_chat_waits(dispatcher, services,
 
 
 async def test_a_code_typed_at_the_code_step_while_waiting_is_not_looked_up(dispatcher, services, monkeypatch):
-    father = Chat(dispatcher, user="bo")
-    await register(father)
-    code = await household_code(services)
-    stranger = Chat(dispatcher, user="la")
-    await reach_code_step(stranger)
+    code, stranger = await stranger_at_the_code_step(dispatcher, services)
     async with services.database.session() as session:  # five misses made from another screen of this chat
         for _ in range(5):
             await queries.record_household_code_try(session, "console", "la", services.clock(), 60)
@@ -113,11 +114,7 @@ async def test_a_code_typed_at_the_code_step_while_waiting_is_not_looked_up(disp
 
 
 async def test_the_tries_slide_with_the_hour(dispatcher, services, clock):
-    father = Chat(dispatcher, user="bo")
-    await register(father)
-    code = await household_code(services)
-    stranger = Chat(dispatcher, user="la")
-    await reach_code_step(stranger)
+    code, stranger = await stranger_at_the_code_step(dispatcher, services)
     for shift in range(1, 5):
         await stranger.say(wrong(code, shift))
         clock.advance(minutes=10)
@@ -127,11 +124,7 @@ async def test_the_tries_slide_with_the_hour(dispatcher, services, clock):
 
 
 async def test_erasing_and_registering_again_does_not_reset_the_tries(dispatcher, services):
-    father = Chat(dispatcher, user="bo")
-    await register(father)
-    code = await household_code(services)
-    stranger = Chat(dispatcher, user="la")
-    await reach_code_step(stranger)
+    code, stranger = await stranger_at_the_code_step(dispatcher, services)
     for shift in range(1, 6):
         await stranger.say(wrong(code, shift))
     await converse(stranger, [("/xoadulieu", "chắc chắn"), ("#Xóa hết", "Đã xóa")])
@@ -142,11 +135,7 @@ async def test_erasing_and_registering_again_does_not_reset_the_tries(dispatcher
 
 
 async def test_old_tries_are_pruned_when_the_chat_tries_again(dispatcher, services, clock):
-    father = Chat(dispatcher, user="bo")
-    await register(father)
-    code = await household_code(services)
-    stranger = Chat(dispatcher, user="la")
-    await reach_code_step(stranger)
+    code, stranger = await stranger_at_the_code_step(dispatcher, services)
     for shift in range(1, 4):
         await stranger.say(wrong(code, shift))
     clock.advance(hours=2)
@@ -156,11 +145,7 @@ async def test_old_tries_are_pruned_when_the_chat_tries_again(dispatcher, servic
 
 
 async def test_only_ascii_digits_make_a_code(dispatcher, services):
-    father = Chat(dispatcher, user="bo")
-    await register(father)
-    code = await household_code(services)
-    stranger = Chat(dispatcher, user="la")
-    await reach_code_step(stranger)
+    code, stranger = await stranger_at_the_code_step(dispatcher, services)
     for odd in ("²" * 6, "①②③④⑤⑥"):
         answer = await stranger.say(odd)
         assert "gồm 6 chữ số" in answer and "trục trặc" not in answer
