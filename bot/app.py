@@ -18,8 +18,6 @@ def system_clock() -> datetime:
 
 def handler_config(settings: Settings) -> HandlerConfig:
     return HandlerConfig(
-        villages=tuple(settings.villages),
-        organisations=tuple(settings.organisations),
         zone=settings.zone,
         commune_name=settings.commune_name,
         pass_percent=settings.pass_percent,
@@ -32,12 +30,12 @@ def handler_config(settings: Settings) -> HandlerConfig:
 
 
 async def prepare_database(database: Database, settings: Settings) -> None:
-    """Bring the schema to the newest migration, check the database takes writes, and add the
-    configured villages and organisations."""
+    """Bring the schema to the newest migration, check the database takes writes, and seed an empty
+    directory from the settings."""
     await migrate.upgrade(database.engine)
     await database.check_writable()
     async with database.session() as session:
-        await queries.sync_reference_data(session, settings.villages, settings.organisations)
+        await queries.seed_reference_data(session, settings.villages, settings.organisations)
 
 
 async def build_services(

@@ -23,8 +23,6 @@ Clock = Callable[[], datetime]
 class HandlerConfig:
     """The settings the conversation needs, handed in by the composition root."""
 
-    villages: tuple[str, ...]
-    organisations: tuple[str, ...]
     zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Ho_Chi_Minh"))
     commune_name: str = "xã Cát Thành"
     pass_percent: int = 80

@@ -206,7 +206,7 @@ async def _save_name(turn: Turn, name: str) -> Replies:
 # --- village ------------------------------------------------------------------------------------
 
 async def _villages(turn: Turn) -> list[Village]:
-    return await queries.villages_named(turn.session, turn.config.villages)
+    return await queries.all_villages(turn.session)
 
 
 async def view_village(turn: Turn) -> Replies:
@@ -424,7 +424,7 @@ async def _household_action(turn: Turn, arg: str) -> Replies:
 # --- organisations ------------------------------------------------------------------------------
 
 async def _organisations(turn: Turn) -> list[Organisation]:
-    return await queries.organisations_named(turn.session, turn.config.organisations)
+    return await queries.all_organisations(turn.session)
 
 
 async def view_orgs(turn: Turn) -> Replies:

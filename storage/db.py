@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TypeVar
 
-from sqlalchemy import event, text
+from sqlalchemy import Engine, event, text
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_dbapi
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
@@ -17,6 +21,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage import inline_sqlite
 from storage.turn_queue import TurnQueue
+
+T = TypeVar("T")
+
+# Long reads (figures, reports) of every Database share two threads: ten leaders asking at once queue
+# here instead of taking the CPU from the chats.
+READ_THREADS = 2
 
 
 def is_sqlite(url: str) -> bool:
@@ -76,6 +86,29 @@ def create_engine(url: str) -> AsyncEngine:
     return engine
 
 
+def _tune_sqlite_reader(dbapi_connection: object, _record: object) -> None:
+    dbapi_connection.isolation_level = None  # type: ignore[attr-defined]  # BEGIN comes from _begin_read
+    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+    cursor.execute("PRAGMA query_only=ON")  # a reader never writes, whatever it is given
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def _begin_read(connection: Connection) -> None:
+    # A deferred BEGIN: every statement of one read sees the same snapshot of the WAL.
+    connection.exec_driver_sql("BEGIN")
+
+
+def create_sqlite_reader(url: str) -> Engine:
+    """A synchronous engine on the same SQLite file, for reads run on worker threads (see Database.read)."""
+    database = make_url(url).database
+    engine = create_sync_engine(f"sqlite:///{database}", connect_args={"check_same_thread": False},
+                                hide_parameters=True)
+    event.listen(engine, "connect", _tune_sqlite_reader)
+    event.listen(engine, "begin", _begin_read)
+    return engine
+
+
 class DatabaseFileGone(RuntimeError):
     """The SQLite file was deleted or replaced while the bot ran: what it writes now would be lost."""
 
@@ -93,6 +126,8 @@ class Database:
         # SQLite has one writer at a time, and a connection waiting for the lock sleeps in steps of up
         # to 100 ms. Queueing this process's transactions here instead keeps them back to back.
         self._queue = TurnQueue() if is_sqlite(url) else None
+        self._reader: Engine | None = None
+        self._read_threads: ThreadPoolExecutor | None = None
 
     def _turn(self, urgent: bool) -> contextlib.AbstractAsyncContextManager[None]:
         """This process's place in the SQLite queue (PostgreSQL needs none)."""
@@ -146,6 +181,32 @@ class Database:
         elif identity != self._file_identity:
             raise DatabaseFileGone
 
+    async def read(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` (plain synchronous SQLAlchemy Core on one connection) as one consistent read.
+
+        For long reads (figures, reports) that must not hold up the chats. On SQLite statements of the
+        async engine run on the event loop's thread (storage/inline_sqlite.py), so a 100 ms aggregate
+        there would stall every chat for 100 ms: `work` runs on a worker thread instead, on its own
+        read-only connection (WAL lets it read while turns write), and sqlite3 lets go of the GIL while
+        SQLite computes. On PostgreSQL it runs through `run_sync`, whose I/O is asynchronous, in one
+        REPEATABLE READ transaction so every figure comes from the same moment.
+        """
+        if not is_sqlite(self.url):
+            async with self.engine.connect() as connection:
+                connection = await connection.execution_options(isolation_level="REPEATABLE READ")
+                async with connection.begin():
+                    return await connection.run_sync(work)
+        if self._reader is None:
+            self._reader = create_sqlite_reader(self.url)
+            self._read_threads = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="hocvuso-read")
+        reader = self._reader
+
+        def run() -> T:
+            with reader.begin() as connection:
+                return work(connection)
+
+        return await asyncio.get_running_loop().run_in_executor(self._read_threads, run)
+
     async def ping(self) -> None:
         """One trivial query, queued like every transaction: on SQLite a query outside the queue would
         wait for the write lock on the event loop's own thread, stalling the transaction that holds it."""
@@ -160,3 +221,7 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._read_threads is not None:
+            self._read_threads.shutdown(wait=True)
+        if self._reader is not None:
+            self._reader.dispose()

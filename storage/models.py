@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, ForeignKey, Integer, UniqueConstraint
+from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from storage.types import UTCDateTime
@@ -34,27 +34,66 @@ def _when(*, nullable: bool = False) -> Any:
 
 
 class Village(SQLModel, table=True):
-    """A thôn/xóm of the commune."""
+    """A thôn/xóm of the commune, from the commune's directory; listed to people in id order."""
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=120, unique=True)
 
 
 class Organisation(SQLModel, table=True):
-    """A unit of the commune: mass organisation, school, office or enterprise."""
+    """A unit of the commune: mass organisation, school, office or enterprise (see ORGANISATION_KINDS).
+
+    `parent_id` puts a chi hội under its hội; figures are per organisation, never summed up the tree.
+    """
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=160, unique=True)
-    kind: str = Field(default="to-chuc", max_length=40)
+    kind: str = Field(default="khac", max_length=40)
+    parent_id: int | None = _fk("organisation.id")
+
+
+ORGANISATION_KINDS = {
+    "mat-tran": "Mặt trận",
+    "doan-the": "Đoàn thể",
+    "truong-hoc": "Trường học",
+    "co-quan": "Cơ quan",
+    "doanh-nghiep": "Doanh nghiệp",
+    "khac": "Khác",
+}
+"""Kinds of organisation and their Vietnamese labels (the directory workbook uses the labels)."""
 
 
 class Household(SQLModel, table=True):
-    """A hộ gia đình; its members share the code to join it."""
+    """A hộ gia đình: created in chat by its first member, or listed in the commune's directory.
+
+    Members join with the code. A directory household may have no code until someone creates one;
+    `in_directory` rows are the ones the directory import owns (and may prune); a household made in
+    chat is never pruned by an import.
+    """
 
     id: int | None = Field(default=None, primary_key=True)
-    code: str = Field(max_length=16, unique=True)
+    code: str | None = Field(default=None, max_length=16, unique=True)
     village_id: int | None = _fk("village.id")
+    head_name: str | None = Field(default=None, max_length=120)
+    member_count: int | None = None
+    in_directory: bool = False
     created_at: datetime = _when()
+
+
+class PopulationFigure(SQLModel, table=True):
+    """How many people of a target group (content.schema.CitizenGroup) live in the commune (village
+    None) or in one village.
+
+    Entered by the commune through the directory: the denominators of the report's shares. A figure
+    that is not entered is unknown, never guessed.
+    """
+
+    __table_args__ = (UniqueConstraint("target_group", "village_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    target_group: str = Field(max_length=40)
+    village_id: int | None = _fk("village.id", on_delete="CASCADE")
+    count: int
 
 
 class Person(SQLModel, table=True):
@@ -67,11 +106,15 @@ class Person(SQLModel, table=True):
     is_household_head: bool = False
     target_group: str | None = Field(default=None, max_length=40)
     vneid_level2: str | None = Field(default=None, max_length=10)
-    role: str = Field(default="resident", max_length=20)
     # The registration question reached (answered or skipped up to it); None once registration is done,
     # so /start can offer to continue an interrupted registration without asking skipped ones again.
     registration_step: str | None = Field(default=None, max_length=30)
     consent_at: datetime = _when()
+    # The consent text agreed to (handlers.home.CONSENT_VERSION); version 2 tells that leaders and the
+    # village head see one's name and progress, so only people at 2 or later appear by name in lists.
+    consent_version: int = 1
+    # The newest consent text shown to this person, so someone who declined a new text is not asked again.
+    consent_offered: int = 1
     created_at: datetime = _when()
 
 
@@ -89,14 +132,77 @@ class ChannelAccount(SQLModel, table=True):
 
 
 class Membership(SQLModel, table=True):
-    """A person's membership of an organisation."""
+    """A person's membership of an organisation: their claim until a leader of it confirms it."""
 
     __table_args__ = (UniqueConstraint("person_id", "organisation_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     person_id: int | None = _fk("person.id", nullable=False, on_delete="CASCADE")
     organisation_id: int | None = _fk("organisation.id", nullable=False, on_delete="CASCADE")
-    role: str = Field(default="member", max_length=10)
+    confirmed: bool = False
+    confirmed_at: datetime | None = _when(nullable=True)
+
+
+ROLES = ("leader", "village_head", "staff", "admin")
+"""Roles raised by invitation. Resident is everyone; household head is Person.is_household_head."""
+
+
+class RoleGrant(SQLModel, table=True):
+    """A role a person holds: leader of one organisation, head of one village, staff or admin.
+
+    Revoked grants stay (with `revoked_at`) as the record of who could see what, and when.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int | None = _fk("person.id", nullable=False, on_delete="CASCADE")
+    role: str = Field(max_length=20)
+    organisation_id: int | None = _fk("organisation.id", on_delete="CASCADE")
+    village_id: int | None = _fk("village.id", on_delete="CASCADE")
+    invite_id: int | None = _fk("invitecode.id")
+    granted_at: datetime = _when()
+    revoked_at: datetime | None = _when(nullable=True)
+
+
+class InviteCode(SQLModel, table=True):
+    """A single-use invitation to a role. Only the code's SHA-256 is stored, never the code."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    code_hash: str = Field(max_length=64, unique=True)
+    role: str = Field(max_length=20)
+    organisation_id: int | None = _fk("organisation.id", on_delete="CASCADE")
+    village_id: int | None = _fk("village.id", on_delete="CASCADE")
+    created_by: int | None = _fk("person.id")  # None: made in the operator's shell
+    created_at: datetime = _when()
+    expires_at: datetime = _when()
+    used_at: datetime | None = _when(nullable=True)
+    used_by: int | None = _fk("person.id")
+
+
+class InviteCodeTry(SQLModel, table=True):
+    """A refused invitation code typed in a chat (like HouseholdCodeTry): a few are allowed, then a wait."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=20)
+    external_id: str = Field(max_length=64, index=True)
+    at: datetime = _when()
+
+
+class AuditLog(SQLModel, table=True):
+    """Who was given, used or refused access to what: grants, redemptions, refusals, views of figures.
+
+    Holds ids and the unit's id, never a name, a code or what was typed. `actor` is a person id (no
+    foreign key: the record outlives an erased person, who is then only a number).
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default=None, sa_type=UTCDateTime, nullable=False, index=True)
+    actor: int | None = None
+    action: str = Field(max_length=40)
+    outcome: str = Field(max_length=12)  # ok | refused
+    role: str | None = Field(default=None, max_length=20)
+    organisation_id: int | None = None
+    village_id: int | None = None
+    subject: int | None = None  # the person acted on (a member confirmed, a grant revoked), if any
 
 
 class LessonProgress(SQLModel, table=True):
@@ -155,6 +261,9 @@ class Activity(SQLModel, table=True):
     lesson_id: str | None = Field(default=None, max_length=40)
     detail: str | None = Field(default=None, max_length=60)
     at: datetime = _when()
+
+    # "Active in the last 30 days" of a unit reads each member's newest row through this index.
+    __table_args__ = (Index("ix_activity_person_at", "person_id", "at"),)
 
 
 class ConversationState(SQLModel, table=True):
@@ -232,7 +341,7 @@ def column_length(model: type[SQLModel], column: str) -> int:
 
 
 ALL_TABLES = [
-    Village, Organisation, Household, Person, ChannelAccount, Membership, LessonProgress,
-    QuizAttempt, Answer, Activity, ConversationState, ProcessedUpdate, InboxUpdate,
-    HouseholdCodeTry,
+    Village, Organisation, Household, PopulationFigure, Person, ChannelAccount, Membership, RoleGrant,
+    InviteCode, InviteCodeTry, AuditLog, LessonProgress, QuizAttempt, Answer, Activity,
+    ConversationState, ProcessedUpdate, InboxUpdate, HouseholdCodeTry,
 ]

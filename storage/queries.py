@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta, tzinfo
 
 from sqlalchemy import and_, bindparam, delete, func, or_, update
@@ -30,30 +30,38 @@ from storage.models import (
 )
 
 
-async def sync_reference_data(session: AsyncSession, villages: Iterable[str], organisations: Iterable[str]) -> None:
-    """Insert the villages and organisations named in the settings that the database lacks.
+async def seed_reference_data(session: AsyncSession, villages: Iterable[str], organisations: Iterable[str]) -> None:
+    """Fill an empty directory from the settings (HOCVUSO_VILLAGES, HOCVUSO_ORGANISATIONS).
 
-    Names removed from the settings stay in the database: people may still belong to them.
+    Only a table with no rows at all is seeded: once the commune imports its directory (or anything
+    is stored), the database is the list and the settings are ignored.
     """
-    known_villages = set((await session.exec(select(Village.name))).all())
-    session.add_all(Village(name=name) for name in villages if name not in known_villages)
-    known_orgs = set((await session.exec(select(Organisation.name))).all())
-    session.add_all(Organisation(name=name) for name in organisations if name not in known_orgs)
+    if (await session.exec(select(func.count()).select_from(Village))).one() == 0:
+        session.add_all(Village(name=name) for name in dict.fromkeys(villages))
+    if (await session.exec(select(func.count()).select_from(Organisation))).one() == 0:
+        session.add_all(Organisation(name=name, kind=guess_kind(name)) for name in dict.fromkeys(organisations))
     await session.flush()
 
 
-async def villages_named(session: AsyncSession, names: Sequence[str]) -> list[Village]:
-    """The villages with these names, in the order given."""
-    rows = {v.name: v for v in (await session.exec(select(Village).where(col(Village.name).in_(names)))).all()}
-    return [rows[name] for name in names if name in rows]
+_KIND_WORDS = (("mttq", "mat-tran"), ("mặt trận", "mat-tran"), ("trường", "truong-hoc"),
+               ("doanh nghiệp", "doanh-nghiep"), ("công ty", "doanh-nghiep"), ("phòng", "co-quan"),
+               ("ủy ban", "co-quan"), ("hội", "doan-the"), ("đoàn", "doan-the"))
 
 
-async def organisations_named(session: AsyncSession, names: Sequence[str]) -> list[Organisation]:
-    rows = {
-        o.name: o
-        for o in (await session.exec(select(Organisation).where(col(Organisation.name).in_(names)))).all()
-    }
-    return [rows[name] for name in names if name in rows]
+def guess_kind(name: str) -> str:
+    """The kind of a seeded organisation from the words of its name (the directory import sets it)."""
+    lowered = name.lower()
+    return next((kind for word, kind in _KIND_WORDS if word in lowered), "khac")
+
+
+async def all_villages(session: AsyncSession) -> list[Village]:
+    """Every village, in the directory's order."""
+    return list((await session.exec(select(Village).order_by(col(Village.id)))).all())
+
+
+async def all_organisations(session: AsyncSession) -> list[Organisation]:
+    """Every organisation, in the directory's order."""
+    return list((await session.exec(select(Organisation).order_by(col(Organisation.id)))).all())
 
 
 def _mark_processed_statement(insert: Callable[..., Insert]) -> Insert:

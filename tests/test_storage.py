@@ -94,15 +94,15 @@ async def test_answers_are_unique_per_attempt_and_question(database):
                                answered_at=NOW))
 
 
-async def test_reference_data_is_added_once(database):
-    for _ in range(2):
+async def test_settings_seed_only_an_empty_directory(database):
+    for villages in (["Thôn B", "Thôn A", "Thôn B"], ["Thôn C"]):  # the second start must not add Thôn C
         async with database.session() as session:
-            await queries.sync_reference_data(session, ["Thôn A", "Thôn B"], ["Hội Nông dân xã"])
+            await queries.seed_reference_data(session, villages, ["Hội Nông dân xã", "Trường THCS"])
     async with database.session() as session:
-        villages = await queries.villages_named(session, ["Thôn B", "Thôn A", "Thôn C"])
-        organisations = await queries.organisations_named(session, ["Hội Nông dân xã"])
+        villages = await queries.all_villages(session)
+        organisations = await queries.all_organisations(session)
     assert [v.name for v in villages] == ["Thôn B", "Thôn A"]
-    assert len(organisations) == 1
+    assert [(o.name, o.kind) for o in organisations] == [("Hội Nông dân xã", "doan-the"), ("Trường THCS", "truong-hoc")]
 
 
 async def test_household_codes_never_collide(database):
@@ -274,3 +274,26 @@ async def test_a_member_is_removed_only_from_the_household_they_are_in(database)
         assert await queries.remove_from_household(session, person.id, theirs.id)
     async with database.session() as session:
         assert (await session.get(Person, person.id)).household_id is None
+
+
+async def test_long_reads_leave_the_event_loop_thread(database_url):
+    """Database.read: on SQLite a figure's statements run on a worker thread, never the loop's."""
+    import threading
+
+    from sqlalchemy import func, select
+
+    from storage.models import Person
+
+    db = Database(database_url)
+    await migrate.upgrade(db.engine)
+    async with db.session() as session:
+        session.add(Person(full_name="An", consent_at=NOW, created_at=NOW))
+
+    def count(connection):
+        return threading.get_ident(), connection.execute(select(func.count()).select_from(Person)).scalar_one()
+
+    thread, people = await db.read(count)
+    assert people == 1
+    if database_url.startswith("sqlite"):
+        assert thread != threading.get_ident()
+    await db.dispose()
