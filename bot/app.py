@@ -26,6 +26,7 @@ def handler_config(settings: Settings) -> HandlerConfig:
         household_code_window_minutes=settings.household_code_window_minutes,
         max_text_length=settings.max_text_length,
         review_after_days=settings.review_after_days,
+        telegram_username=settings.telegram_username,
     )
 
 

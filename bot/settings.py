@@ -52,6 +52,7 @@ ORGANISATION_NAME_MAX = column_length(Organisation, "name")
 COMMUNE_NAME_MAX = 100
 # Telegram tokens are "<bot id>:<secret>"; anything else would only be refused by the Bot API later.
 TELEGRAM_TOKEN = re.compile(r"[0-9]{1,20}:[A-Za-z0-9_-]{1,200}", re.ASCII)
+TELEGRAM_USERNAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{2,29}[Bb][Oo][Tt]")
 LISTEN_HOST = re.compile(r"[A-Za-z0-9.:_\[\]-]{1,253}", re.ASCII)
 
 
@@ -119,6 +120,7 @@ class Settings(BaseSettings):
 
     telegram_token: SecretStr | None = None
     telegram_api_url: str = "https://api.telegram.org"
+    telegram_username: str | None = None
     telegram_timeout: float = Field(default=10.0, ge=0.1, le=120)
     telegram_max_retries: int = Field(default=4, ge=0, le=20)
     # 0 would make an idle bot call getUpdates hundreds of times a second; Telegram allows up to 50.
@@ -163,6 +165,16 @@ class Settings(BaseSettings):
         # The value is never quoted back: it is a secret even when it is wrong.
         if value is not None and not TELEGRAM_TOKEN.fullmatch(value.get_secret_value()):
             raise ValueError("không đúng dạng token của @BotFather (số:chuỗi ký tự, không dấu cách)")
+        return value
+
+    @field_validator("telegram_username")
+    @classmethod
+    def _username_shape(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.removeprefix("@")
+        if not TELEGRAM_USERNAME.fullmatch(value):
+            raise ValueError("phải là tên bot trên Telegram: 5 đến 32 chữ cái không dấu, số hoặc _, kết thúc bằng bot")
         return value
 
     @field_validator("listen_host")

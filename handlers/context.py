@@ -33,6 +33,8 @@ class HandlerConfig:
     household_code_window_minutes: int = 60
     max_text_length: int = 1000
     review_after_days: int = 3
+    # The Telegram bot's username, for invitation deep links (t.me/<username>?start=CODE); None: no link.
+    telegram_username: str | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class Turn:
     person: Person | None
     services: Services
     now: datetime
+    prefetched: Any = None  # what the command's prefetch found before the transaction (see Registry)
 
     @property
     def data(self) -> dict[str, Any]:

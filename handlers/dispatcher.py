@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from handlers import account, home, learning, quiz, registration, review, texts
+from handlers import account, home, learning, members, quiz, registration, review, roles, texts
 from handlers.context import Services, Turn
 from handlers.core import Incoming, Keyboard, Kind, Reply
 from handlers.numbers import typed_number
@@ -23,7 +25,7 @@ KeepReplies = Callable[[AsyncSession, Replies], Awaitable[None]]
 def build_registry() -> Registry:
     """Every conversation of hocvuso, registered explicitly in menu order."""
     registry = Registry()
-    for module in (home, learning, quiz, review, registration, account):
+    for module in (home, learning, quiz, review, registration, account, roles, members):
         module.register(registry)
     return registry
 
@@ -76,8 +78,36 @@ class Dispatcher:
             return [Reply(texts.SORRY)]
         return [apology]
 
+    async def _prefetch(self, incoming: Incoming, now: datetime) -> Any:
+        """Run the prefetch of the command or button this message names, outside any transaction.
+
+        A number typed for a button (console, Zalo) needs the chat's last menu, read in a short
+        transaction of its own; anything else costs nothing here.
+        """
+        prefetchers = self.registry.prefetchers
+        if not prefetchers:
+            return None
+        key, argument = None, ""
+        if incoming.kind is Kind.COMMAND:
+            key = "/" + command_name(incoming.text)
+            argument = incoming.text.strip().partition(" ")[2].strip()
+        elif incoming.kind is Kind.ACTION:
+            key, _, argument = incoming.text.partition(":")
+        elif incoming.kind is Kind.TEXT and typed_number(incoming.text.strip()) is not None:
+            menu = await self._menu_of(incoming)
+            number = typed_number(incoming.text.strip())
+            if number is not None and 1 <= number <= len(menu):
+                key, _, argument = menu[number - 1].partition(":")
+        prefetch = prefetchers.get(key) if key else None
+        return None if prefetch is None else await prefetch(self.services, incoming, argument, now)
+
+    async def _menu_of(self, incoming: Incoming) -> list[str]:
+        async with self.services.database.session() as session:
+            return await queries.menu_of(session, incoming.channel, incoming.user_id)
+
     async def _handle(self, incoming: Incoming, keep: KeepReplies | None) -> Replies:
         now = self.services.clock()
+        prefetched = await self._prefetch(incoming, now)
         async with self.services.database.session() as session:
             if incoming.delivery_key and not await queries.mark_processed(
                 session, incoming.channel, incoming.delivery_key, now
@@ -86,7 +116,7 @@ class Dispatcher:
                     await keep(session, [])
                 return []  # a redelivery of an update already answered
             state, person = await queries.load_chat(session, incoming.channel, incoming.user_id, now)
-            turn = Turn(incoming, session, state, person, self.services, now)
+            turn = Turn(incoming, session, state, person, self.services, now, prefetched)
             replies = await self._route(turn)
             state.menu = next((reply.actions for reply in reversed(replies) if reply.buttons), [])
             state.updated_at = now

@@ -6,20 +6,40 @@ from handlers import texts
 from handlers.context import Turn
 from handlers.core import Keyboard, Reply
 from handlers.registry import Registry, Replies
+from storage import access
 
 WELCOME = (
     "👋 Xin chào! Mình là trợ lý {bot} của {commune}.\n\n"
     "Mình giúp bà con học kỹ năng số qua những bài ngắn: dùng điện thoại, VNeID, dịch vụ công, "
     "thanh toán an toàn, phòng lừa đảo... Mỗi bài có vài thẻ để đọc và một bài kiểm tra nhỏ."
 )
+# Raised whenever the consent text says something new about who sees what; people who agreed to an
+# older text are asked once more (see needs_new_consent), and the version agreed to is stored.
+CONSENT_VERSION = 2
+WHO_SEES = (
+    "Ai xem được: lãnh đạo tổ chức bạn chọn và trưởng thôn/xóm của bạn xem họ tên và kết quả học của bạn; "
+    "chủ hộ xem tiến độ của người trong hộ; cán bộ xã xem số liệu của cả xã."
+)
 CONSENT_QUESTION = (
     "🔒 Để ghi lại tiến độ học, mình cần lưu: họ tên, thôn/xóm, nhóm (người dân, học sinh...), "
     "hộ gia đình, tổ chức bạn tham gia, VNeID mức 2 đã kích hoạt hay chưa, và kết quả các bài học.\n\n"
     "Dùng để: xã tổng hợp kết quả phong trào và báo cáo UBND xã. Không dùng vào việc khác.\n"
+    f"{WHO_SEES}\n"
     "Bạn xem lại bằng /dulieucuatoi và xóa hết bằng /xoadulieu bất cứ lúc nào.\n\n"
     "Nếu không đồng ý, bạn vẫn đọc bài được, nhưng mình không lưu gì về bạn.\n\n"
     "Bạn có đồng ý không?"
 )
+NEW_CONSENT_QUESTION = (
+    "🔒 Mình có thêm một điều cần hỏi bạn về dữ liệu đã lưu.\n\n"
+    f"{WHO_SEES}\n\n"
+    "Nếu bạn không đồng ý, tiến độ của bạn vẫn được lưu như cũ, nhưng họ tên bạn không hiện trong danh "
+    "sách của ai: xã chỉ đếm số người. Bạn có đồng ý không?"
+)
+NEW_CONSENT_YES = "✅ Cảm ơn bạn, mình đã ghi nhận."
+NEW_CONSENT_NO = "Mình giữ nguyên như cũ: họ tên bạn không hiện trong danh sách của ai, xã chỉ đếm số người."
+BTN_FIGURES = "📊 Số liệu đơn vị"
+BTN_MEMBERS = "👥 Xác nhận thành viên"
+BTN_INVITE = "🎟️ Tạo mã mời"
 UNFINISHED_REGISTRATION = "Phần đăng ký của bạn còn vài câu chưa trả lời. Bạn trả lời tiếp nhé?"
 BTN_CONTINUE_REGISTRATION = "📝 Tiếp tục đăng ký"
 HELP = (
@@ -40,9 +60,51 @@ def main_menu_buttons(turn: Turn) -> Keyboard:
 
 
 async def show_main_menu(turn: Turn, preface: str | None = None) -> Replies:
-    turn.goto("main")
+    """The main menu, with the buttons of the person's roles; first, once, a newer consent text."""
     replies = [Reply(preface)] if preface else []
-    return [*replies, Reply(texts.MAIN_MENU, main_menu_buttons(turn).build())]
+    if needs_new_consent(turn):
+        return [*replies, ask_new_consent(turn)]
+    turn.goto("main")
+    keyboard = main_menu_buttons(turn)
+    scopes = await access.scopes_of(turn.session, turn.person)
+    if scopes.any:
+        keyboard.add(BTN_FIGURES, "tk")
+    if scopes.organisations:
+        keyboard.add(BTN_MEMBERS, "tv")
+    if scopes.staff:
+        keyboard.add(BTN_INVITE, "moi")
+    return [*replies, Reply(texts.MAIN_MENU, keyboard.build())]
+
+
+def needs_new_consent(turn: Turn) -> bool:
+    person = turn.person
+    return person is not None and person.consent_offered < CONSENT_VERSION
+
+
+def ask_new_consent(turn: Turn) -> Reply:
+    """Ask once: the offer is recorded now, so declining (or ignoring it) is never asked again."""
+    assert turn.person is not None
+    turn.person.consent_offered = CONSENT_VERSION
+    turn.session.add(turn.person)
+    turn.goto("consent_update")
+    keyboard = Keyboard().add("✅ Đồng ý", "consent2:yes").add("Không đồng ý", "consent2:no")
+    return Reply(NEW_CONSENT_QUESTION, keyboard.build())
+
+
+async def on_new_consent(turn: Turn, answer: str) -> Replies:
+    person = turn.person
+    if person is None:
+        return await show_main_menu(turn)
+    if answer == "yes":
+        person.consent_version = CONSENT_VERSION
+        turn.session.add(person)
+        return await show_main_menu(turn, NEW_CONSENT_YES)
+    return await show_main_menu(turn, NEW_CONSENT_NO)
+
+
+async def view_new_consent(turn: Turn) -> Replies:
+    keyboard = Keyboard().add("✅ Đồng ý", "consent2:yes").add("Không đồng ý", "consent2:no")
+    return [Reply(NEW_CONSENT_QUESTION, keyboard.build())]
 
 
 async def view_main(turn: Turn) -> Replies:
@@ -59,7 +121,12 @@ async def view_consent(turn: Turn) -> Replies:
 
 
 async def start(turn: Turn) -> Replies:
-    """/start: greet; ask for consent unless already given."""
+    """/start: greet; ask for consent unless already given. `/start CODE` (a deep link) redeems an invitation."""
+    payload = turn.incoming.text.strip().partition(" ")[2].strip()
+    if payload:
+        from handlers import roles  # roles builds on this module's menus; imported here to avoid a cycle
+
+        return await roles.redeem_text(turn, payload)
     greeting = WELCOME.format(bot=texts.BOT_NAME, commune=turn.config.commune_name)
     if turn.person is not None:
         name = turn.person.full_name or turn.incoming.display_name or "bạn"
@@ -97,5 +164,7 @@ def register(registry: Registry) -> None:
     registry.add_command("trogiup", "Hướng dẫn sử dụng", show_help)
     registry.add_step("main", view_main)
     registry.add_step("consent", view_consent)
+    registry.add_step("consent_update", view_new_consent)
+    registry.add_action("consent2", on_new_consent)
     registry.add_action("menu", go_home, anywhere=True)
     registry.add_action("trogiup", show_help, anywhere=True)

@@ -93,11 +93,14 @@ def _minute_up(moment: datetime) -> datetime:
     return whole if whole == moment else whole + timedelta(minutes=1)
 
 
-def wait_text(turn: Turn, until: datetime) -> str:
-    """Until when to wait, in the commune's time, rounded up to the minute so it is never too early."""
+def until_text(turn: Turn, until: datetime) -> str:
+    """A moment to wait for, in the commune's time, rounded up to the minute so it is never too early."""
     local = _minute_up(until).astimezone(turn.config.zone)
-    when = local.strftime("%H:%M") if local.date() == turn.today else local.strftime("%H:%M ngày %d/%m")
-    return TOO_MANY_TRIES.format(until=when)
+    return local.strftime("%H:%M") if local.date() == turn.today else local.strftime("%H:%M ngày %d/%m")
+
+
+def wait_text(turn: Turn, until: datetime) -> str:
+    return TOO_MANY_TRIES.format(until=until_text(turn, until))
 
 
 # --- what the members see -----------------------------------------------------------------------

@@ -9,10 +9,10 @@ from collections.abc import Awaitable, Callable
 
 from content.schema import GROUP_LABELS, CitizenGroup
 from handlers import household as households
-from handlers import texts
+from handlers import roles, texts
 from handlers.context import Turn
 from handlers.core import Keyboard, Reply, redrawn
-from handlers.home import consent_reply, show_main_menu
+from handlers.home import CONSENT_VERSION, consent_reply, show_main_menu
 from handlers.household import spoken_code
 from handlers.registry import Registry, Replies
 from storage import queries
@@ -74,12 +74,17 @@ NAME_PATTERN = re.compile(r"^[^\W\d_]+(?:[ .'-][^\W\d_]+)*$")
 
 
 async def begin_registration(turn: Turn) -> Replies:
+    """Store the person (consent given) and ask the first question; redeem an invitation they brought."""
+    invite = turn.data.get("invite")  # the hash of a code typed before consent (/ma or a deep link)
     turn.person = await queries.create_person(
-        turn.session, turn.incoming.channel, turn.incoming.user_id, turn.now
+        turn.session, turn.incoming.channel, turn.incoming.user_id, turn.now, consent_version=CONSENT_VERSION
     )
     await queries.log_activity(turn.session, turn.person, "consent_given", turn.now)
+    notes = []
+    if isinstance(invite, str):
+        notes = await roles.redeem_hash(turn, invite, then_menu=False)
     _reached(turn, ORDER[0])
-    return [Reply(THANKS), *await _enter(turn, ORDER[0], flow="register")]
+    return [Reply(THANKS), *notes, *await _enter(turn, ORDER[0], flow="register")]
 
 
 def _reached(turn: Turn, step: str | None) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
-from handlers.context import Turn
-from handlers.core import Reply
+from handlers.context import Services, Turn
+from handlers.core import Incoming, Reply
 
 Replies = list[Reply]
 CommandHandler = Callable[[Turn], Awaitable[Replies]]
@@ -14,6 +16,10 @@ ActionHandler = Callable[[Turn, str], Awaitable[Replies]]
 StepView = Callable[[Turn], Awaitable[Replies]]
 # Returns None when the step does not take this text, so the dispatcher answers for it.
 TextHandler = Callable[[Turn, str], Awaitable[Replies | None]]
+# Work done BEFORE the turn's transaction for a command or button (its argument given): a long read
+# such as a unit's figures must not run while the turn holds the database (on SQLite: every chat's
+# turn). Its result reaches the handler as `Turn.prefetched`; the handler still checks access itself.
+Prefetch = Callable[[Services, Incoming, str, datetime], Awaitable[Any]]
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,8 @@ class Registry:
     commands: dict[str, Command] = field(default_factory=dict)
     steps: dict[str, Step] = field(default_factory=dict)
     actions: dict[str, ActionRoute] = field(default_factory=dict)
+    # keyed by "/command" or by an action prefix
+    prefetchers: dict[str, Prefetch] = field(default_factory=dict)
 
     def add_command(self, name: str, description: str, handler: CommandHandler, *, listed: bool = True) -> None:
         self._unique(self.commands, name)
@@ -57,6 +65,11 @@ class Registry:
     def add_action(self, prefix: str, handler: ActionHandler, *, anywhere: bool = False) -> None:
         self._unique(self.actions, prefix)
         self.actions[prefix] = ActionRoute(prefix, handler, anywhere)
+
+    def add_prefetch(self, key: str, prefetch: Prefetch) -> None:
+        """`key` is "/name" for a command (argument: the text after it) or an action prefix."""
+        self._unique(self.prefetchers, key)
+        self.prefetchers[key] = prefetch
 
     @staticmethod
     def _unique(table: dict[str, object], key: str) -> None:

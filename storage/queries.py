@@ -115,6 +115,13 @@ async def load_state(session: AsyncSession, channel: str, external_id: str, now:
     return state
 
 
+async def menu_of(session: AsyncSession, channel: str, external_id: str) -> list[str]:
+    """The actions of the chat's last menu (none for a chat never seen)."""
+    statement = select(ConversationState.menu).where(ConversationState.channel == channel,
+                                                    ConversationState.external_id == external_id)
+    return list((await session.exec(statement)).first() or [])
+
+
 _CHAT_WITH_PERSON = (
     select(ConversationState, Person, ChannelAccount)
     .outerjoin(ChannelAccount, and_(
@@ -163,8 +170,10 @@ async def person_for(session: AsyncSession, channel: str, external_id: str) -> P
     return person
 
 
-async def create_person(session: AsyncSession, channel: str, external_id: str, now: datetime) -> Person:
-    person = Person(consent_at=now, created_at=now)
+async def create_person(
+    session: AsyncSession, channel: str, external_id: str, now: datetime, consent_version: int = 1
+) -> Person:
+    person = Person(consent_at=now, created_at=now, consent_version=consent_version, consent_offered=consent_version)
     session.add(person)
     await session.flush()
     session.add(ChannelAccount(channel=channel, external_id=external_id, person_id=person.id, created_at=now))
