@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from handlers import account, home, learning, members, quiz, registration, review, roles, texts
+from handlers import account, home, learning, members, quiz, registration, review, roles, texts, unit_figures
 from handlers.context import Services, Turn
 from handlers.core import Incoming, Keyboard, Kind, Reply
 from handlers.numbers import typed_number
@@ -25,7 +25,7 @@ KeepReplies = Callable[[AsyncSession, Replies], Awaitable[None]]
 def build_registry() -> Registry:
     """Every conversation of hocvuso, registered explicitly in menu order."""
     registry = Registry()
-    for module in (home, learning, quiz, review, registration, account, roles, members):
+    for module in (home, learning, quiz, review, registration, account, roles, members, unit_figures):
         module.register(registry)
     return registry
 

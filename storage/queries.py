@@ -170,6 +170,14 @@ async def person_for(session: AsyncSession, channel: str, external_id: str) -> P
     return person
 
 
+async def person_of(session: AsyncSession, channel: str, external_id: str) -> Person | None:
+    """The consenting person behind this chat, read only (see `person_for`)."""
+    statement = (select(Person)
+                 .join(ChannelAccount, col(ChannelAccount.person_id) == col(Person.id))
+                 .where(ChannelAccount.channel == channel, ChannelAccount.external_id == external_id))
+    return (await session.exec(statement)).first()
+
+
 async def create_person(
     session: AsyncSession, channel: str, external_id: str, now: datetime, consent_version: int = 1
 ) -> Person:

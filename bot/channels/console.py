@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
+from pathlib import Path
 from typing import TextIO
 
 from handlers.core import CONSOLE, Incoming, Reply
@@ -12,19 +14,39 @@ from handlers.render import as_numbered, split_text
 
 PROMPT = "> "
 SEPARATOR = "─" * 40
+EXPORTS = Path("var/exports")  # beside the default database, relative to where `hocvuso chat` runs
+SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
 
-def render(reply: Reply) -> str:
+def save_attachment(reply: Reply, exports: Path) -> Path | None:
+    """Write the reply's file (a chart, a list) under `exports`, never over an earlier one."""
+    if reply.attachment is None:
+        return None
+    exports.mkdir(parents=True, exist_ok=True)
+    name = SAFE_NAME.sub("_", reply.attachment.file_name) or "tep"
+    stem, dot, suffix = name.rpartition(".")
+    path = exports / name
+    number = 1
+    while path.exists():
+        number += 1
+        path = exports / (f"{stem}-{number}.{suffix}" if dot else f"{name}-{number}")
+    path.write_bytes(reply.attachment.data)
+    return path
+
+
+def render(reply: Reply, saved: Path | None = None) -> str:
     text = as_numbered(reply)
     if reply.attachment is not None:
-        text += f"\n📎 Tệp đính kèm: {reply.attachment.file_name} ({len(reply.attachment.data)} byte)"
+        where = f"đã lưu ở {saved}" if saved else f"{len(reply.attachment.data)} byte"
+        text += f"\n📎 Tệp đính kèm: {reply.attachment.file_name} ({where})"
     return "\n\n".join(split_text(text, CONSOLE.text_limit))
 
 
 async def run_console(
-    dispatcher: Dispatcher, user: str, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout
+    dispatcher: Dispatcher, user: str, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout,
+    exports: Path = EXPORTS,
 ) -> None:
-    """Read lines until end of input; answer each like a chat would."""
+    """Read lines until end of input; answer each like a chat would. Files are written under `exports`."""
     interactive = stdin.isatty()
     if interactive:
         stdout.write("Gõ /start để bắt đầu, menu để về đầu, Ctrl+D để thoát.\n")
@@ -41,5 +63,6 @@ async def run_console(
             stdout.write(f"{PROMPT}{text}\n")
         replies = await dispatcher.handle(Incoming.from_text("console", user, text, display_name=None))
         for reply in replies:
-            stdout.write(f"{render(reply)}\n{SEPARATOR}\n")
+            saved = save_attachment(reply, exports) if reply.attachment is not None else None
+            stdout.write(f"{render(reply, saved)}\n{SEPARATOR}\n")
         stdout.flush()
