@@ -7,10 +7,11 @@ from datetime import timedelta
 from handlers import texts
 from handlers.context import Turn
 from handlers.core import Keyboard, Reply
-from handlers.home import consent_reply, main_menu_buttons, show_main_menu
+from handlers.home import CONSENT_VERSION, consent_reply, main_menu_buttons, show_main_menu
 from handlers.registration import describe_person
 from handlers.registry import Registry, Replies
-from storage import queries
+from handlers.roles import ROLE_LABELS, unit_label
+from storage import access, queries
 from storage.models import Activity, LessonProgress, QuizAttempt
 
 PROGRESS = (
@@ -31,6 +32,8 @@ MY_DATA = (
     "• Đồng ý lưu dữ liệu lúc: {consent}\n"
     "• Họ tên: {name}\n• Thôn/xóm: {village}\n• Nhóm: {group}\n• Hộ gia đình: {household}\n"
     "• Tổ chức: {orgs}\n• VNeID mức 2: {vneid}\n"
+    "• Vai trò: {roles}\n"
+    "• Lãnh đạo tổ chức và trưởng thôn xem được tên bạn: {named}\n"
     "• Tài khoản nhắn tin: {accounts}\n"
     "• Bài học đã mở: {lessons}; lượt làm bài kiểm tra: {attempts}; câu trả lời: {answers}; "
     "nhật ký hoạt động: {activities} mục\n\n"
@@ -101,7 +104,11 @@ async def show_my_data(turn: Turn, _arg: str = "") -> Replies:
     summary = await describe_person(turn)
     session, person_id = turn.session, person.id
     accounts = await queries.channel_accounts_of(session, person_id)  # type: ignore[arg-type]
+    roles = [f"{ROLE_LABELS[grant.role]}{await unit_label(turn, grant)}"
+             for grant in await access.active_grants(session, person_id)]  # type: ignore[arg-type]
     text = MY_DATA.format(
+        roles="; ".join(roles) or "người học",
+        named="có" if person.consent_version >= CONSENT_VERSION else "không (chỉ được đếm số người)",
         consent=person.consent_at.astimezone(turn.config.zone).strftime("%H:%M %d/%m/%Y"),
         accounts=", ".join(f"{account.channel}" for account in accounts),
         lessons=await queries.count_rows(session, LessonProgress, person_id),  # type: ignore[arg-type]

@@ -520,7 +520,7 @@ async def describe_person(turn: Turn) -> dict[str, str]:
     for membership in memberships:
         organisation = await session.get(Organisation, membership.organisation_id)
         if organisation is not None:
-            names.append(organisation.name)
+            names.append(f"{organisation.name} ({'đã xác nhận' if membership.confirmed else 'chờ tổ chức xác nhận'})")
     group = GROUP_LABELS.get(CitizenGroup(person.target_group)) if person.target_group else None
     household_text = None
     if household is not None:

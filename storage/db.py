@@ -40,6 +40,12 @@ def ensure_sqlite_folder(url: str) -> None:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
+def _foreign_keys_off(dbapi_connection: object, _record: object) -> None:
+    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+    cursor.execute("PRAGMA foreign_keys=OFF")
+    cursor.close()
+
+
 def _tune_sqlite(dbapi_connection: object, _record: object) -> None:
     # Let SQLAlchemy, not the driver, start transactions (see _begin_immediate).
     dbapi_connection.isolation_level = None  # type: ignore[attr-defined]
@@ -71,17 +77,20 @@ def _begin_immediate(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_engine(url: str) -> AsyncEngine:
+def create_engine(url: str, *, foreign_keys: bool = True) -> AsyncEngine:
     """An engine for `url`; SQLite files get their folder, WAL mode, immediate transactions and the inline driver.
 
     Parameters are hidden from every error SQLAlchemy raises: they are names, household codes and what
-    people typed, and an error ends up in the log.
+    people typed, and an error ends up in the log. `foreign_keys=False` is for migrations only (see
+    storage.migrate).
     """
     ensure_sqlite_folder(url)
     if not is_sqlite(url):
         return create_async_engine(url, pool_pre_ping=True, hide_parameters=True)
     engine = create_async_engine(url, module=AsyncAdapt_aiosqlite_dbapi(inline_sqlite, sqlite3), hide_parameters=True)
     event.listen(engine.sync_engine, "connect", _tune_sqlite)
+    if not foreign_keys:
+        event.listen(engine.sync_engine, "connect", _foreign_keys_off)
     event.listen(engine.sync_engine, "begin", _begin_immediate)
     return engine
 

@@ -20,12 +20,14 @@ from storage.models import (
     ConversationState,
     Household,
     HouseholdCodeTry,
+    InviteCode,
     LessonProgress,
     Membership,
     Organisation,
     Person,
     ProcessedUpdate,
     QuizAttempt,
+    RoleGrant,
     Village,
 )
 
@@ -413,8 +415,11 @@ async def erase_person(session: AsyncSession, person: Person, keep_state_id: int
     household_id = person.household_id
     attempt_ids = select(QuizAttempt.id).where(QuizAttempt.person_id == person_id)
     await session.exec(delete(Answer).where(col(Answer.attempt_id).in_(attempt_ids)))
-    for model in (QuizAttempt, LessonProgress, Membership):
+    for model in (QuizAttempt, LessonProgress, Membership, RoleGrant):
         await session.exec(delete(model).where(model.person_id == person_id))
+    # Invitations they made or used stay (the audit log refers to them) without pointing at anyone.
+    await session.exec(update(InviteCode).where(col(InviteCode.created_by) == person_id).values(created_by=None))
+    await session.exec(update(InviteCode).where(col(InviteCode.used_by) == person_id).values(used_by=None))
     await session.exec(update(Activity).where(Activity.person_id == person_id).values(person_id=None))
     accounts = await channel_accounts_of(session, person_id)
     for account in accounts:

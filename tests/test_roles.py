@@ -11,7 +11,7 @@ from sqlmodel import select
 from handlers.home import NEW_CONSENT_QUESTION
 from handlers.roles import REFUSED
 from storage import access
-from storage.models import AuditLog, Membership, Organisation, Person, RoleGrant, Village
+from storage.models import AuditLog, InviteCode, Membership, Organisation, Person, RoleGrant, Village
 from tests.support import Chat, converse
 
 FARMERS = "Hội Nông dân xã"
@@ -210,3 +210,30 @@ async def test_agreeing_to_the_new_consent_is_stored(dispatcher, services):
     await converse(old, [("/start", "Mình có thêm một điều cần hỏi"), ("#Đồng ý", "Cảm ơn bạn")])
     async with services.database.session() as session:
         assert (await session.exec(select(Person.consent_version))).one() == 2
+
+
+async def test_an_erased_person_leaves_every_list_and_role(dispatcher, services):
+    resident = Chat(dispatcher, user="an")
+    await register(resident, "Nguyễn Văn An")
+    leader = Chat(dispatcher, user="lan")
+    await register(leader, "Trần Thị Lan", org="Hội Liên hiệp Phụ nữ")
+    await leader.say(f"/ma {await invite(services, 'leader', org=FARMERS)}")
+    assert "Nguyễn Văn An" in await leader.say("/thanhvien")
+    await converse(resident, [("/xoadulieu", "chắc chắn"), ("#Xóa hết", "Đã xóa toàn bộ")])
+    answer = await leader.say("/thanhvien")
+    assert "Nguyễn Văn An" not in answer and "Chờ xác nhận: 0" in answer
+    await converse(leader, [("/xoadulieu", "chắc chắn"), ("#Xóa hết", "Đã xóa toàn bộ")])
+    async with services.database.session() as session:
+        assert (await session.exec(select(RoleGrant))).all() == []
+        invites = (await session.exec(select(InviteCode))).all()
+    assert [(row.used_by, row.created_by, row.used_at is not None) for row in invites] == [(None, None, True)]
+    assert len(await audit_rows(services)) >= 3  # the record of what happened stays, by number only
+
+
+async def test_my_data_shows_roles_and_who_sees_the_name(dispatcher, services):
+    leader = Chat(dispatcher, user="lan")
+    await register(leader, "Trần Thị Lan")
+    await leader.say(f"/ma {await invite(services, 'leader', org=FARMERS)}")
+    answer = await leader.say("/dulieucuatoi")
+    assert "Vai trò: Lãnh đạo tổ chức: Hội Nông dân xã" in answer
+    assert "xem được tên bạn: có" in answer and "Hội Nông dân xã (chờ tổ chức xác nhận)" in answer
