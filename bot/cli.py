@@ -16,6 +16,7 @@ from rich.console import Console
 
 from bot.app import build_services
 from bot.cli_access import audit, invite_app, roles_app
+from bot.cli_directory import directory_app
 from bot.logs import (
     configure_from_settings,
     configure_logging,
@@ -41,6 +42,7 @@ db_app = typer.Typer(help="Cơ sở dữ liệu.", no_args_is_help=True)
 content_app = typer.Typer(help="Nội dung bài học.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(content_app, name="content")
+app.add_typer(directory_app, name="directory")
 app.add_typer(invite_app, name="invite")
 app.add_typer(roles_app, name="roles")
 app.command("audit")(audit)

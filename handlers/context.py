@@ -48,6 +48,22 @@ class Services:
     random: random.Random
 
 
+NOT_FETCHED: Any = object()
+"""`Turn.prefetched` before any prefetch ran."""
+
+
+class NeedsPrefetch(Exception):
+    """Raised by a handler that needs a long read done outside the turn's transaction.
+
+    The dispatcher rolls the turn back, runs the prefetch registered under `name` (see Registry)
+    with `argument`, and handles the message again with its result in `Turn.prefetched`.
+    """
+
+    def __init__(self, name: str, argument: str) -> None:
+        super().__init__(name)
+        self.name, self.argument = name, argument
+
+
 @dataclass
 class Turn:
     """One incoming message being handled, inside one database transaction."""
@@ -58,7 +74,7 @@ class Turn:
     person: Person | None
     services: Services
     now: datetime
-    prefetched: Any = None  # what the command's prefetch found before the transaction (see Registry)
+    prefetched: Any = NOT_FETCHED  # what a prefetch found outside the transaction (see NeedsPrefetch)
 
     @property
     def data(self) -> dict[str, Any]:

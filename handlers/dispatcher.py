@@ -10,7 +10,7 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from handlers import account, home, learning, members, quiz, registration, review, roles, texts, unit_figures
-from handlers.context import Services, Turn
+from handlers.context import NOT_FETCHED, NeedsPrefetch, Services, Turn
 from handlers.core import Incoming, Keyboard, Kind, Reply
 from handlers.numbers import typed_number
 from handlers.registry import Registry, Replies
@@ -78,36 +78,19 @@ class Dispatcher:
             return [Reply(texts.SORRY)]
         return [apology]
 
-    async def _prefetch(self, incoming: Incoming, now: datetime) -> Any:
-        """Run the prefetch of the command or button this message names, outside any transaction.
-
-        A number typed for a button (console, Zalo) needs the chat's last menu, read in a short
-        transaction of its own; anything else costs nothing here.
-        """
-        prefetchers = self.registry.prefetchers
-        if not prefetchers:
-            return None
-        key, argument = None, ""
-        if incoming.kind is Kind.COMMAND:
-            key = "/" + command_name(incoming.text)
-            argument = incoming.text.strip().partition(" ")[2].strip()
-        elif incoming.kind is Kind.ACTION:
-            key, _, argument = incoming.text.partition(":")
-        elif incoming.kind is Kind.TEXT and typed_number(incoming.text.strip()) is not None:
-            menu = await self._menu_of(incoming)
-            number = typed_number(incoming.text.strip())
-            if number is not None and 1 <= number <= len(menu):
-                key, _, argument = menu[number - 1].partition(":")
-        prefetch = prefetchers.get(key) if key else None
-        return None if prefetch is None else await prefetch(self.services, incoming, argument, now)
-
-    async def _menu_of(self, incoming: Incoming) -> list[str]:
-        async with self.services.database.session() as session:
-            return await queries.menu_of(session, incoming.channel, incoming.user_id)
-
     async def _handle(self, incoming: Incoming, keep: KeepReplies | None) -> Replies:
+        """One turn; a turn that asks for a long read is given up, the read done outside, and redone."""
         now = self.services.clock()
-        prefetched = await self._prefetch(incoming, now)
+        try:
+            return await self._turn(incoming, keep, now, NOT_FETCHED)
+        except NeedsPrefetch as need:
+            # Nothing of the first try was committed (its transaction rolled back), so the turn is
+            # simply done again, with the read's result in hand.
+            prefetch = self.registry.prefetchers[need.name]
+            prefetched = await prefetch(self.services, incoming, need.argument, now)
+            return await self._turn(incoming, keep, now, prefetched)
+
+    async def _turn(self, incoming: Incoming, keep: KeepReplies | None, now: datetime, prefetched: Any) -> Replies:
         async with self.services.database.session() as session:
             if incoming.delivery_key and not await queries.mark_processed(
                 session, incoming.channel, incoming.delivery_key, now

@@ -16,9 +16,9 @@ ActionHandler = Callable[[Turn, str], Awaitable[Replies]]
 StepView = Callable[[Turn], Awaitable[Replies]]
 # Returns None when the step does not take this text, so the dispatcher answers for it.
 TextHandler = Callable[[Turn, str], Awaitable[Replies | None]]
-# Work done BEFORE the turn's transaction for a command or button (its argument given): a long read
+# Work done outside the turn's transaction, asked for by a handler raising NeedsPrefetch: a long read
 # such as a unit's figures must not run while the turn holds the database (on SQLite: every chat's
-# turn). Its result reaches the handler as `Turn.prefetched`; the handler still checks access itself.
+# turn). Its result reaches the handler, on the turn's second run, as `Turn.prefetched`.
 Prefetch = Callable[[Services, Incoming, str, datetime], Awaitable[Any]]
 
 
@@ -51,7 +51,7 @@ class Registry:
     commands: dict[str, Command] = field(default_factory=dict)
     steps: dict[str, Step] = field(default_factory=dict)
     actions: dict[str, ActionRoute] = field(default_factory=dict)
-    # keyed by "/command" or by an action prefix
+    # keyed by the name a handler gives NeedsPrefetch
     prefetchers: dict[str, Prefetch] = field(default_factory=dict)
 
     def add_command(self, name: str, description: str, handler: CommandHandler, *, listed: bool = True) -> None:
@@ -66,10 +66,9 @@ class Registry:
         self._unique(self.actions, prefix)
         self.actions[prefix] = ActionRoute(prefix, handler, anywhere)
 
-    def add_prefetch(self, key: str, prefetch: Prefetch) -> None:
-        """`key` is "/name" for a command (argument: the text after it) or an action prefix."""
-        self._unique(self.prefetchers, key)
-        self.prefetchers[key] = prefetch
+    def add_prefetch(self, name: str, prefetch: Prefetch) -> None:
+        self._unique(self.prefetchers, name)
+        self.prefetchers[name] = prefetch
 
     @staticmethod
     def _unique(table: dict[str, object], key: str) -> None:

@@ -1,8 +1,9 @@
 """/thongke: the figures of the unit a person answers for, with a chart and, on request, the member list.
 
-The counting is a long read: it runs in the command's prefetch, before the turn's transaction and
-off the event loop's thread (Database.read), and the chart is drawn on a worker thread. The turn itself
-only checks access again, writes the audit line and shows what the prefetch found.
+The counting is a long read. The turn checks access first; an allowed request raises NeedsPrefetch,
+so the count runs outside the turn's transaction and off the event loop's thread (Database.read) and
+the chart is drawn on a worker thread; the turn, run again, checks access again, writes the audit
+line and shows what was found.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from handlers import texts
-from handlers.context import Services, Turn
+from handlers.context import NOT_FETCHED, NeedsPrefetch, Services, Turn
 from handlers.core import Attachment, Incoming, Keyboard, Reply
 from handlers.home import show_main_menu
 from handlers.numbers import action_number
@@ -73,7 +74,9 @@ class Unit:
 def parse_unit(argument: str) -> Unit | None:
     """'org:5' -> Unit('org', 5); None for anything that is not a unit key (a forged button)."""
     kind, _, number = argument.partition(":")
-    if kind in {"commune", "household"} and not number:
+    if kind == "commune" and not number:
+        return Unit(kind)
+    if kind == "household":  # whichever household: only the person's own is ever shown
         return Unit(kind)
     if kind in {"org", "village"}:
         unit_id = action_number(number)
@@ -218,9 +221,11 @@ async def _show(turn: Turn, argument: str, *, export: bool) -> Replies:
     if unit is None or not allowed(scopes, unit):
         await _audit(turn, unit, "members_export" if export else "figures_view", "refused")
         return await show_main_menu(turn, NOT_ALLOWED)
+    if turn.prefetched is NOT_FETCHED:
+        raise NeedsPrefetch("list" if export else "figures", unit.key)
     prepared = turn.prefetched
     if not isinstance(prepared, Prepared) or prepared.unit != unit or prepared.export != export:
-        # Only when access changed between the prefetch and the turn (a role granted meanwhile).
+        # Only when access changed between the read and the turn (a role revoked meanwhile).
         keyboard = Keyboard().add(BTN_AGAIN, f"{'tkx' if export else 'tk'}:{unit.key}").add(texts.BTN_MENU, "menu")
         return [Reply(NOT_READY, keyboard.build())]
     await _audit(turn, unit, "members_export" if export else "figures_view", "ok")
@@ -353,6 +358,5 @@ def register(registry: Registry) -> None:
     # Access is checked (and a refusal audited) on every press, so an old or forged button is harmless.
     registry.add_action("tk", on_figures, anywhere=True)
     registry.add_action("tkx", on_list, anywhere=True)
-    registry.add_prefetch("/thongke", prefetch_figures)
-    registry.add_prefetch("tk", prefetch_figures)
-    registry.add_prefetch("tkx", prefetch_list)
+    registry.add_prefetch("figures", prefetch_figures)
+    registry.add_prefetch("list", prefetch_list)

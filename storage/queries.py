@@ -117,13 +117,6 @@ async def load_state(session: AsyncSession, channel: str, external_id: str, now:
     return state
 
 
-async def menu_of(session: AsyncSession, channel: str, external_id: str) -> list[str]:
-    """The actions of the chat's last menu (none for a chat never seen)."""
-    statement = select(ConversationState.menu).where(ConversationState.channel == channel,
-                                                    ConversationState.external_id == external_id)
-    return list((await session.exec(statement)).first() or [])
-
-
 _CHAT_WITH_PERSON = (
     select(ConversationState, Person, ChannelAccount)
     .outerjoin(ChannelAccount, and_(
@@ -438,7 +431,8 @@ async def erase_person(session: AsyncSession, person: Person, keep_state_id: int
 
 
 async def settle_household(session: AsyncSession, household_id: int) -> None:
-    """After someone left: delete the household when nobody is left in it, else make sure it has a head.
+    """After someone left: delete the household when nobody is left in it (unless the directory lists it),
+    else make sure it has a head.
 
     Without a head nobody could remove a stranger or renew the code, so the member who has been
     registered longest takes the role. The row is locked before counting, so a join holding it
@@ -449,7 +443,9 @@ async def settle_household(session: AsyncSession, household_id: int) -> None:
         return
     members = await household_members(session, household_id)
     if not members:
-        await session.exec(delete(Household).where(Household.id == household_id))
+        # A household of the commune's directory stays listed (and keeps its code) with nobody in it.
+        await session.exec(delete(Household).where(col(Household.id) == household_id,
+                                                   col(Household.in_directory).is_(False)))
     elif not any(member.is_household_head for member in members):
         members[0].is_household_head = True
         session.add(members[0])

@@ -297,3 +297,15 @@ async def test_long_reads_leave_the_event_loop_thread(database_url):
     if database_url.startswith("sqlite"):
         assert thread != threading.get_ident()
     await db.dispose()
+
+
+async def test_a_directory_household_stays_when_its_last_member_leaves(database):
+    async with database.session() as session:
+        listed = Household(code="123456", head_name="Nguyễn Văn Cả", in_directory=True, created_at=NOW)
+        made_in_chat = Household(code="654321", created_at=NOW)
+        session.add_all([listed, made_in_chat])
+        await session.flush()
+        for household in (listed, made_in_chat):
+            await queries.settle_household(session, household.id)
+    async with database.session() as session:
+        assert (await session.exec(select(Household.code))).all() == ["123456"]
