@@ -123,7 +123,7 @@ async def view_consent(turn: Turn) -> Replies:
 async def start(turn: Turn) -> Replies:
     """/start: greet; ask for consent unless already given. `/start CODE` (a deep link) redeems an invitation."""
     payload = turn.incoming.text.strip().partition(" ")[2].strip()
-    if payload:
+    if payload and access.normalise_code(payload) is not None:  # any other payload: a plain /start
         from handlers import roles  # roles builds on this module's menus; imported here to avoid a cycle
 
         return await roles.redeem_text(turn, payload)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -31,8 +32,12 @@ def grouped(code: str) -> str:
 
 
 def normalise_code(text: str) -> str | None:
-    """The code typed, in capitals without spaces or dashes; None when it cannot be a code at all."""
-    code = "".join(character for character in text.upper() if character not in " -_.\u00a0")
+    """The code typed, in capitals without spaces or dashes; None when it cannot be a code at all.
+
+    NFKC first: a phone keyboard's full-width "Ｋ７" is the code's K7.
+    """
+    code = "".join(character for character in unicodedata.normalize("NFKC", text).upper()
+                   if character not in " -_.–—")
     if len(code) != CODE_LENGTH or any(character not in CODE_ALPHABET for character in code):
         return None
     return code

@@ -128,3 +128,14 @@ async def test_all_twelve_lessons_can_be_completed_in_the_console(services):
         assert f'Bạn đã hoàn thành bài "{lesson.title}"' in transcript, lesson.id
     assert "Chúc mừng! Bạn đã hoàn thành cả Khóa kỹ năng số cơ bản" in transcript
     assert f"đã xong {len(lessons)}/{len(lessons)} bài" in transcript
+
+
+def test_files_are_written_under_exports_and_their_path_shown(tmp_path):
+    from bot.channels.console import render, save_attachment
+    from handlers.core import Attachment, Reply
+
+    reply = Reply("📊 Số liệu", attachment=Attachment("so-lieu/../x.png", b"\x89PNG", "photo"))
+    first, second = save_attachment(reply, tmp_path / "exports"), save_attachment(reply, tmp_path / "exports")
+    assert first.parent == second.parent == tmp_path / "exports" and first != second  # never overwritten
+    assert first.read_bytes() == b"\x89PNG" and "/" not in first.name
+    assert f"đã lưu ở {first}" in render(reply, first)

@@ -237,3 +237,17 @@ async def test_my_data_shows_roles_and_who_sees_the_name(dispatcher, services):
     answer = await leader.say("/dulieucuatoi")
     assert "Vai trò: Lãnh đạo tổ chức: Hội Nông dân xã" in answer
     assert "xem được tên bạn: có" in answer and "Hội Nông dân xã (chờ tổ chức xác nhận)" in answer
+
+
+def test_codes_are_read_the_way_people_type_them():
+    code = "K7MX4RTPW9AC"
+    for typed in ("K7MX-4RTP-W9AC", "k7mx 4rtp w9ac", "Ｋ７ＭＸ－４ＲＴＰ－Ｗ９ＡＣ", " k7mx–4rtp–w9ac "):
+        assert access.normalise_code(typed) == code, typed
+    for wrong in ("K7MX-4RTP-W9A", "K7MX-4RTP-W9ACX", "O7MX-4RTP-W9AC", "K7MX-4RTP-W9Ä", "", "🙂" * 12):
+        assert access.normalise_code(wrong) is None, wrong
+    assert access.grouped(code) == "K7MX-4RTP-W9AC"
+    assert not set("01528OILZSB") & set(access.CODE_ALPHABET)
+
+
+async def test_a_start_link_that_is_not_an_invitation_is_a_plain_start(dispatcher):
+    assert "Bạn có đồng ý không?" in await Chat(dispatcher, user="x").say("/start quangcao_zalo")

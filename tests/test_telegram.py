@@ -367,3 +367,28 @@ async def test_documents_and_photos_are_sent_with_their_names_and_captions(polli
     assert sent[0].text == "📊 Báo cáo tháng 11" and sent[0].button_labels == ["🏠 Về menu"]
     uploaded = telegram.methods_called("sendDocument")[0]["document"]
     assert uploaded == {"filename": "bao-cao.xlsx", "size": len(b"PK\x03\x04 du lieu")}
+
+
+async def test_a_leader_opens_the_invitation_link_and_gets_figures_chart_and_list(running, telegram):
+    """The deep link, consent, the role; /thongke as a photo with its caption; the member list as XLSX."""
+    from datetime import timedelta
+
+    from storage import access
+    from storage.models import Organisation
+
+    services = running.services
+    async with services.database.session() as session:
+        farmers = (await session.exec(select(Organisation.id).where(Organisation.name == "Hội Nông dân xã"))).one()
+        code = await access.create_invite(session, role="leader", organisation_id=farmers, now=services.clock(),
+                                          expires_in=timedelta(days=1), rng=services.random)
+    await register(Resident(telegram, 5101))  # a member of Hội Nông dân
+    leader = Resident(telegram, 5102)
+    await leader.says(f"/start {code}", "cần đồng ý lưu dữ liệu trước")
+    await leader.presses("Đồng ý", "Bạn đã nhận vai trò Lãnh đạo tổ chức: Hội Nông dân xã")
+    await leader.says("/thongke", "📊 Hội Nông dân xã")
+    photo = telegram.sent[5102][-1]
+    assert photo.method == "sendPhoto" and photo.file_name.endswith(".png")
+    assert "Thành viên: 1 (0 đã xác nhận, 1 tự khai chờ xác nhận)" in photo.text
+    await leader.presses("Danh sách", "Danh sách Hội Nông dân xã")
+    document = telegram.sent[5102][-1]
+    assert document.method == "sendDocument" and document.file_name.endswith(".xlsx")
