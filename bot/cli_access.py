@@ -6,6 +6,7 @@ import asyncio
 import logging
 import random
 import re
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, TypeVar
@@ -29,7 +30,8 @@ roles_app = typer.Typer(help="Vai trò: ai giữ vai trò nào.", no_args_is_hel
 ROLE_NAMES = {"leader": "lãnh đạo tổ chức", "village_head": "trưởng thôn", "staff": "cán bộ xã", "admin": "quản trị"}
 EXPIRY = re.compile(r"(\d{1,4})\s*([dhm])")
 SHORTEST, LONGEST = timedelta(minutes=10), timedelta(days=90)
-out = Console(highlight=False)
+# Piped into a file or another program, tables keep each row on one line instead of an 80-column wrap.
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 
 
 class CommandError(Exception):
