@@ -12,7 +12,7 @@ from handlers.household import until_text
 from handlers.numbers import action_number
 from handlers.registry import Registry, Replies
 from storage import access, queries
-from storage.models import Organisation, RoleGrant, Village
+from storage.models import InviteCodeTry, Organisation, RoleGrant, Village
 
 # After this many refused codes within the window a chat waits: guessing a 12-character code is
 # hopeless anyway, and the wait keeps the audit log from filling with a flood.
@@ -109,8 +109,8 @@ async def redeem_hash(turn: Turn, hashed: str, *, then_menu: bool = True) -> Rep
     assert turn.person is not None
     grant = await access.redeem(turn.session, hashed, turn.person, turn.now)
     if grant is None:
-        await access.record_refused_try(turn.session, turn.incoming.channel, turn.incoming.user_id, turn.now,
-                                        TRIES_WINDOW)
+        await queries.record_chat_try(turn.session, InviteCodeTry, turn.incoming.channel, turn.incoming.user_id,
+                                      turn.now, TRIES_WINDOW)
         if not then_menu:
             return [Reply(REFUSED)]
         waiting = await _waiting(turn)
@@ -126,8 +126,8 @@ async def redeem_hash(turn: Turn, hashed: str, *, then_menu: bool = True) -> Rep
 
 async def _waiting(turn: Turn) -> Replies | None:
     """The polite wait after too many refused codes; None when this chat may try."""
-    tries = await access.refused_tries(turn.session, turn.incoming.channel, turn.incoming.user_id,
-                                       turn.now - TRIES_WINDOW)
+    tries = await queries.chat_tries(turn.session, InviteCodeTry, turn.incoming.channel, turn.incoming.user_id,
+                                     turn.now - TRIES_WINDOW)
     if len(tries) < REFUSED_TRIES:
         return None
     until = tries[-REFUSED_TRIES] + TRIES_WINDOW

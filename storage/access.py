@@ -8,11 +8,11 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, update
+from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import AuditLog, InviteCode, InviteCodeTry, Person, RoleGrant
+from storage.models import AuditLog, InviteCode, Person, RoleGrant
 
 # No look-alikes when read aloud or copied by hand: 0/O/Q, 1/I/L, 2/Z, 5/S, 8/B are left out.
 CODE_ALPHABET = "ACDEFGHJKMNPRTUVWXY34679"
@@ -163,23 +163,3 @@ async def revoke(session: AsyncSession, grant_id: int, now: datetime, actor: int
                 village_id=grant.village_id, subject=grant.person_id)
     await session.flush()
     return grant
-
-
-async def refused_tries(session: AsyncSession, channel: str, external_id: str, since: datetime) -> list[datetime]:
-    """When this chat typed a refused invitation code after `since`, the oldest first."""
-    statement = (select(InviteCodeTry.at)
-                 .where(InviteCodeTry.channel == channel, InviteCodeTry.external_id == external_id,
-                        InviteCodeTry.at > since)
-                 .order_by(col(InviteCodeTry.at)))
-    return list((await session.exec(statement)).all())
-
-
-async def record_refused_try(session: AsyncSession, channel: str, external_id: str, now: datetime,
-                             window: timedelta) -> None:
-    """Note a refused code, and forget this chat's tries that no longer count."""
-    await session.exec(delete(InviteCodeTry).where(
-        col(InviteCodeTry.channel) == channel, col(InviteCodeTry.external_id) == external_id,
-        col(InviteCodeTry.at) <= now - window,
-    ))
-    session.add(InviteCodeTry(channel=channel, external_id=external_id, at=now))
-    await session.flush()

@@ -21,6 +21,7 @@ from storage.models import (
     Household,
     HouseholdCodeTry,
     InviteCode,
+    InviteCodeTry,
     LessonProgress,
     Membership,
     Organisation,
@@ -259,31 +260,43 @@ async def remove_from_household(session: AsyncSession, person_id: int, household
     return result.rowcount == 1
 
 
+ChatTry = type[HouseholdCodeTry] | type[InviteCodeTry]
+
+
+async def chat_tries(session: AsyncSession, model: ChatTry, channel: str, external_id: str,
+                     since: datetime) -> list[datetime]:
+    """When this chat made a refused try (a wrong household or invitation code) after `since`, oldest first."""
+    statement = (
+        select(model.at)
+        .where(model.channel == channel, model.external_id == external_id, model.at > since)
+        .order_by(col(model.at))
+    )
+    return list((await session.exec(statement)).all())
+
+
+async def record_chat_try(session: AsyncSession, model: ChatTry, channel: str, external_id: str, now: datetime,
+                          window: timedelta) -> None:
+    """Note a refused try, and forget this chat's tries that no longer count. Holds no code and no name."""
+    await session.exec(
+        delete(model).where(
+            col(model.channel) == channel, col(model.external_id) == external_id, col(model.at) <= now - window,
+        )
+    )
+    session.add(model(channel=channel, external_id=external_id, at=now))
+    await session.flush()
+
+
 async def household_code_tries(
     session: AsyncSession, channel: str, external_id: str, since: datetime
 ) -> list[datetime]:
     """When this chat typed a wrong household code after `since`, the oldest first."""
-    statement = (
-        select(HouseholdCodeTry.at)
-        .where(HouseholdCodeTry.channel == channel, HouseholdCodeTry.external_id == external_id,
-               HouseholdCodeTry.at > since)
-        .order_by(col(HouseholdCodeTry.at))
-    )
-    return list((await session.exec(statement)).all())
+    return await chat_tries(session, HouseholdCodeTry, channel, external_id, since)
 
 
 async def record_household_code_try(
     session: AsyncSession, channel: str, external_id: str, now: datetime, window_minutes: int
 ) -> None:
-    """Note a wrong household code, and forget this chat's tries that no longer count."""
-    await session.exec(
-        delete(HouseholdCodeTry).where(
-            col(HouseholdCodeTry.channel) == channel, col(HouseholdCodeTry.external_id) == external_id,
-            col(HouseholdCodeTry.at) <= now - timedelta(minutes=window_minutes),
-        )
-    )
-    session.add(HouseholdCodeTry(channel=channel, external_id=external_id, at=now))
-    await session.flush()
+    await record_chat_try(session, HouseholdCodeTry, channel, external_id, now, timedelta(minutes=window_minutes))
 
 
 async def memberships_of(session: AsyncSession, person_id: int) -> list[Membership]:
