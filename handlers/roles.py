@@ -46,7 +46,7 @@ BTN_FOR_VILLAGE = "Trưởng một thôn/xóm"
 INVITE_WHICH_ORG = "Mã mời cho lãnh đạo tổ chức nào?"
 INVITE_WHICH_VILLAGE = "Mã mời cho trưởng thôn/xóm nào?"
 INVITE_MADE = (
-    "🎟️ Mã mời {role}{unit}:\n\n{code}\n\n"
+    "🎟️ Mã mời cho {role}{unit}:\n\n{code}\n\n"
     "Người nhận gõ /ma {code} trong cuộc trò chuyện với bot{link}. "
     "Mã dùng được một lần, hết hạn lúc {expires}. Chỉ đưa mã cho đúng người."
 )
@@ -180,7 +180,7 @@ async def _make_invite(turn: Turn, kind: str, unit_id: int | None) -> Replies:
     )
     link = deep_link(turn, code)
     expires = (turn.now + timedelta(days=CHAT_INVITE_DAYS)).astimezone(turn.config.zone).strftime("%H:%M ngày %d/%m/%Y")
-    text = INVITE_MADE.format(role=ROLE_LABELS[role], unit=f": {unit.name}", code=access.grouped(code),
+    text = INVITE_MADE.format(role=ROLE_LABELS[role].lower(), unit=f" – {unit.name}", code=access.grouped(code),
                               link=f" (hoặc mở {link})" if link else "", expires=expires)
     return [Reply(text, standalone=True), *await show_main_menu(turn)]
 

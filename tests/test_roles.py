@@ -149,7 +149,7 @@ async def test_staff_make_a_leader_code_in_chat(dispatcher, services):
         (f"/ma {await invite(services, 'staff')}", "Cán bộ xã"),
         ("#Tạo mã mời", "Tạo mã mời cho ai?"),
         ("#Lãnh đạo một tổ chức", "lãnh đạo tổ chức nào"),
-        (f"#{WOMEN}", "Mã mời Lãnh đạo tổ chức: Hội Liên hiệp Phụ nữ xã"),
+        (f"#{WOMEN}", "Mã mời cho lãnh đạo tổ chức – Hội Liên hiệp Phụ nữ xã:"),
     ])
     code = re.search(r"/ma ([A-Z0-9-]{14})", staff.transcript).group(1)
     leader = Chat(dispatcher, user="hoa")
