@@ -110,9 +110,11 @@ def _begin_read(connection: Connection) -> None:
 
 def create_sqlite_reader(url: str) -> Engine:
     """A synchronous engine on the same SQLite file, for reads run on worker threads (see Database.read)."""
-    database = make_url(url).database
-    engine = create_sync_engine(f"sqlite:///{database}", connect_args={"check_same_thread": False},
-                                hide_parameters=True)
+    database = Path(make_url(url).database or "").resolve()
+    # mode=rw: a reader never creates the file. Were it deleted under the running bot, an empty file
+    # made here would be what the next start finds and migrates.
+    engine = create_sync_engine(f"sqlite:///file:{database.as_posix()}?mode=rw&uri=true",
+                                connect_args={"check_same_thread": False}, hide_parameters=True)
     event.listen(engine, "connect", _tune_sqlite_reader)
     event.listen(engine, "begin", _begin_read)
     return engine

@@ -309,3 +309,21 @@ async def test_a_directory_household_stays_when_its_last_member_leaves(database)
             await queries.settle_household(session, household.id)
     async with database.session() as session:
         assert (await session.exec(select(Household.code))).all() == ["123456"]
+
+
+async def test_a_long_read_never_creates_a_deleted_database_file(sqlite_url):
+    from pathlib import Path
+
+    from sqlalchemy import select as core_select
+    from sqlalchemy.engine import make_url as parse
+    from sqlalchemy.exc import OperationalError
+
+    db = Database(sqlite_url)
+    await migrate.upgrade(db.engine)
+    path = Path(parse(sqlite_url).database)
+    for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        leftover.unlink(missing_ok=True)
+    with pytest.raises(OperationalError, match="unable to open database file"):
+        await db.read(lambda connection: connection.execute(core_select(1)).scalar())
+    assert not path.exists()  # noqa: ASYNC240 - a test checking a file, nothing else runs
+    await db.dispose()
