@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import random
+import threading
+import time
+from concurrent.futures import Executor, ProcessPoolExecutor
 from datetime import UTC, datetime
 
 from bot.settings import Settings
@@ -39,8 +44,41 @@ async def prepare_database(database: Database, settings: Settings) -> None:
         await queries.seed_reference_data(session, settings.villages, settings.organisations)
 
 
+def warm_renderer() -> None:
+    import reports.charts  # noqa: F401  (matplotlib's half-second import, once, before the first chart)
+
+
+def _start_renderer() -> None:
+    """In the renderer process: end with the bot, even when the bot is killed with SIGKILL.
+
+    A pool worker outlives a killed parent (nothing tells it), holding the parent's stderr open and
+    its memory; once the parent is gone the process is re-parented, so a changed parent id means go.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="hocvuso-renderer-watch", daemon=True).start()
+    warm_renderer()
+
+
+def process_renderer() -> ProcessPoolExecutor:
+    """One process that draws charts and writes files (not yet used by `hocvuso run`: docs/BENCHMARKS.md).
+
+    Drawing a chart is about 50 ms of pure Python; on a thread it holds the GIL and, with ten leaders
+    asking at once, tripled the chats' p99 (docs/BENCHMARKS.md). "spawn" starts a clean interpreter,
+    not a fork of one with an event loop and open database connections.
+    """
+    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_start_renderer)
+
+
 async def build_services(
-    settings: Settings, *, clock: Clock = system_clock, rng: random.Random | None = None
+    settings: Settings, *, clock: Clock = system_clock, rng: random.Random | None = None,
+    renderer: Executor | None = None,
 ) -> Services:
     """Load the content (raising ContentError), open and migrate the database."""
     catalog = load_catalog(settings.content_dir)
@@ -51,5 +89,5 @@ async def build_services(
         await database.dispose()
         raise
     # Household codes must not be guessable, so the default source is the OS's.
-    return Services(database, catalog, handler_config(settings), clock, rng or random.SystemRandom())
+    return Services(database, catalog, handler_config(settings), clock, rng or random.SystemRandom(), renderer)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -46,6 +47,10 @@ class Services:
     config: HandlerConfig
     clock: Clock
     random: random.Random
+    # Where charts and files are drawn. Drawing is pure Python: on a thread it holds the GIL against
+    # the chats; bot/app.process_renderer gives a process pool (docs/BENCHMARKS.md). None is the event
+    # loop's default thread pool, which `hocvuso run` still uses (see docs/BENCHMARKS.md).
+    renderer: Executor | None = None
 
 
 NOT_FETCHED: Any = object()

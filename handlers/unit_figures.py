@@ -149,12 +149,13 @@ async def _prefetch(services: Services, incoming: Incoming, argument: str, now: 
         title = await unit_title(session, unit)
     core = tuple(services.catalog.core_course.lessons)
     zone = services.config.zone
+    loop = asyncio.get_running_loop()
     if export:
         members = await services.database.read(lambda c: _members(c, unit, core, zone))
-        file = await asyncio.to_thread(_workbook, title, members, unit)
+        file = await loop.run_in_executor(services.renderer, _workbook, title, members, unit.kind == "org")
         return Prepared(unit, True, title, members, file, now)
     counted = await services.database.read(lambda c: _count(c, unit, core, now, zone))
-    chart = await asyncio.to_thread(_chart, title, counted)
+    chart = await loop.run_in_executor(services.renderer, _chart, title, counted)
     return Prepared(unit, False, title, counted, chart, now)
 
 
@@ -184,7 +185,8 @@ def _members(connection: Any, unit: Unit, core: tuple[str, ...], zone: Any) -> M
 
 
 def _chart(title: str, counted: Any) -> bytes:
-    from reports import charts  # matplotlib takes half a second to import: only when a chart is drawn
+    """Runs in the renderer (another process in `hocvuso run`): plain data in, PNG bytes out."""
+    from reports import charts  # matplotlib takes half a second to import: only where charts are drawn
 
     if isinstance(counted, MemberList):
         return charts.household_chart(title, counted.rows, counted.core_total, hidden=counted.hidden)
@@ -193,10 +195,10 @@ def _chart(title: str, counted: Any) -> bytes:
     return charts.unit_chart(title, counted)
 
 
-def _workbook(title: str, members: MemberList, unit: Unit) -> bytes:
+def _workbook(title: str, members: MemberList, organisation: bool) -> bytes:
     from reports.members_book import members_workbook
 
-    return members_workbook(title, members, organisation=unit.kind == "org")
+    return members_workbook(title, members, organisation=organisation)
 
 
 # --- the turn: check, audit, show -----------------------------------------------------------

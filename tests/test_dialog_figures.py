@@ -251,3 +251,26 @@ async def test_a_typed_number_gets_the_figures_too(dispatcher, services):
     assert "📊 Hội Nông dân xã" in answer and leader.replies[-1].attachment is not None
     assert leader.replies[-1].attachment.file_name.endswith(".png")
     assert "Thành viên: 0" in answer
+
+
+async def test_charts_and_lists_drawn_in_another_process_as_hocvuso_run_does(settings, clock):
+    """The process renderer (bot/app.process_renderer): everything sent there must cross a process boundary."""
+    import random as randomness
+
+    from bot.app import build_services, process_renderer
+    from handlers.dispatcher import Dispatcher
+
+    renderer = process_renderer()
+    services = await build_services(settings, clock=clock, rng=randomness.Random(3), renderer=renderer)
+    try:
+        leader = Chat(Dispatcher(services), user="leader")
+        await register_viewer(leader, "Trần Văn Lãnh")
+        await grant(services, leader, "leader", org=FARMERS)
+        assert "📊 Hội Nông dân xã" in await leader.say("/thongke")
+        assert leader.replies[-1].attachment.data.startswith(b"\x89PNG")
+        await leader.choose("Danh sách")
+        assert leader.replies[-1].attachment.file_name.endswith(".xlsx")
+        load_workbook(io.BytesIO(leader.replies[-1].attachment.data))
+    finally:
+        renderer.shutdown()
+        await services.database.dispose()
