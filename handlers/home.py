@@ -87,8 +87,7 @@ def ask_new_consent(turn: Turn) -> Reply:
     turn.person.consent_offered = CONSENT_VERSION
     turn.session.add(turn.person)
     turn.goto("consent_update")
-    keyboard = Keyboard().add("✅ Đồng ý", "consent2:yes").add("Không đồng ý", "consent2:no")
-    return Reply(NEW_CONSENT_QUESTION, keyboard.build())
+    return new_consent_reply()
 
 
 async def on_new_consent(turn: Turn, answer: str) -> Replies:
@@ -102,9 +101,13 @@ async def on_new_consent(turn: Turn, answer: str) -> Replies:
     return await show_main_menu(turn, NEW_CONSENT_NO)
 
 
-async def view_new_consent(turn: Turn) -> Replies:
+def new_consent_reply() -> Reply:
     keyboard = Keyboard().add("✅ Đồng ý", "consent2:yes").add("Không đồng ý", "consent2:no")
-    return [Reply(NEW_CONSENT_QUESTION, keyboard.build())]
+    return Reply(NEW_CONSENT_QUESTION, keyboard.build())
+
+
+async def view_new_consent(turn: Turn) -> Replies:
+    return [new_consent_reply()]
 
 
 async def view_main(turn: Turn) -> Replies:

@@ -9,7 +9,7 @@ from handlers.home import show_main_menu
 from handlers.numbers import action_number
 from handlers.registry import Registry, Replies
 from storage import access, members
-from storage.models import Organisation
+from storage.models import Membership, Organisation
 
 PAGE = 6  # claims shown at once: two buttons each fit a phone screen
 
@@ -91,7 +91,7 @@ async def _show_org(turn: Turn, scopes: access.Scopes, organisation_id: int, not
 
 
 async def _decide(turn: Turn, scopes: access.Scopes, membership_id: int, *, confirm: bool) -> Replies:
-    claim = await members.claim(turn.session, membership_id)
+    claim = await turn.session.get(Membership, membership_id)
     if claim is None or claim.confirmed:
         organisation_id = turn.data.get("org")
         if isinstance(organisation_id, int) and organisation_id in scopes.organisations:
@@ -119,7 +119,7 @@ async def _confirm_shown(turn: Turn, scopes: access.Scopes, organisation_id: int
     shown = turn.data.get("shown") if turn.data.get("org") == organisation_id else None
     count = 0
     for membership_id in shown or []:
-        claim = await members.claim(turn.session, membership_id) if isinstance(membership_id, int) else None
+        claim = await turn.session.get(Membership, membership_id) if isinstance(membership_id, int) else None
         if claim is None or claim.organisation_id != organisation_id:
             continue
         if await members.confirm(turn.session, membership_id, turn.now):

@@ -71,10 +71,6 @@ async def named_claim(session: AsyncSession, membership_id: int) -> Claim | None
     return Claim(*row) if row else None
 
 
-async def claim(session: AsyncSession, membership_id: int) -> Membership | None:
-    return await session.get(Membership, membership_id)
-
-
 async def confirm(session: AsyncSession, membership_id: int, now: datetime) -> bool:
     """Confirm a pending claim; False when it is gone or was confirmed meanwhile."""
     result = await session.exec(
