@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import random
 import threading
-import time
 from concurrent.futures import Executor, ProcessPoolExecutor
 from datetime import UTC, datetime
 
@@ -31,6 +31,7 @@ def handler_config(settings: Settings) -> HandlerConfig:
         household_code_window_minutes=settings.household_code_window_minutes,
         max_text_length=settings.max_text_length,
         review_after_days=settings.review_after_days,
+        ranking_min_people=settings.ranking_min_people,
         telegram_username=settings.telegram_username,
     )
 
@@ -52,21 +53,26 @@ def _start_renderer() -> None:
     """In the renderer process: end with the bot, even when the bot is killed with SIGKILL.
 
     A pool worker outlives a killed parent (nothing tells it), holding the parent's stderr open and
-    its memory; once the parent is gone the process is re-parented, so a changed parent id means go.
+    its memory. multiprocessing hands a spawned child a pipe from its parent that reaches end of file
+    when the parent is gone, however early: the parent may die while this process is still importing,
+    before this runs, which is why the parent's pid is not what it watches.
     """
-    parent = os.getppid()
+    parent = multiprocessing.parent_process()
+    assert parent is not None
 
     def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
+        parent.join()  # returns when the parent's sentinel pipe closes
         os._exit(0)
 
     threading.Thread(target=watch, name="hocvuso-renderer-watch", daemon=True).start()
+    # Where the home folder is not writable (a service account), matplotlib falls back to a temporary
+    # cache by itself; its English warning about that would be the only line on the operator's stderr.
+    logging.getLogger("matplotlib").setLevel(logging.ERROR)
     warm_renderer()
 
 
 def process_renderer() -> ProcessPoolExecutor:
-    """One process that draws charts and writes files (not yet used by `hocvuso run`: docs/BENCHMARKS.md).
+    """One process that draws charts and writes files for `hocvuso run`.
 
     Drawing a chart is about 50 ms of pure Python; on a thread it holds the GIL and, with ten leaders
     asking at once, tripled the chats' p99 (docs/BENCHMARKS.md). "spawn" starts a clean interpreter,

@@ -6,10 +6,11 @@ import asyncio
 import logging
 import signal
 from contextlib import suppress
+from dataclasses import replace
 
 import uvicorn
 
-from bot.app import build_services
+from bot.app import build_services, process_renderer, warm_renderer
 from bot.channels.telegram import Sleep, TelegramChannel
 from bot.logs import release_startup_logs
 from bot.settings import Settings
@@ -55,7 +56,11 @@ class Runtime:
 
     async def _open(self) -> None:
         extra = {"clock": self._clock} if self._clock else {}
-        self.services = await build_services(self.settings, **extra)  # type: ignore[arg-type]
+        services = await build_services(self.settings, **extra)  # type: ignore[arg-type]
+        # Started once the database is known to work, so a start that fails spawns nothing.
+        renderer = process_renderer()
+        renderer.submit(warm_renderer)  # start it now, not on the first leader's chart
+        self.services = replace(services, renderer=renderer)
         dispatcher = Dispatcher(self.services)
         self.telegram = TelegramChannel(dispatcher, self.settings, polling=not self.webhook_mode, sleep=self._sleep)
         if self.webhook_mode:
@@ -87,6 +92,8 @@ class Runtime:
             await self.telegram.stop()
         if self.services is not None:
             await self.services.database.dispose()
+            if self.services.renderer is not None:
+                self.services.renderer.shutdown(wait=False, cancel_futures=True)
 
 
 async def run_until_signalled(settings: Settings) -> None:

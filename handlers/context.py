@@ -34,6 +34,8 @@ class HandlerConfig:
     household_code_window_minutes: int = 60
     max_text_length: int = 1000
     review_after_days: int = 3
+    # /xephang ranks only units with at least this many people (a share of 3 people says little).
+    ranking_min_people: int = 10
     # The Telegram bot's username, for invitation deep links (t.me/<username>?start=CODE); None: no link.
     telegram_username: str | None = None
 
@@ -48,8 +50,8 @@ class Services:
     clock: Clock
     random: random.Random
     # Where charts and files are drawn. Drawing is pure Python: on a thread it holds the GIL against
-    # the chats; bot/app.process_renderer gives a process pool (docs/BENCHMARKS.md). None is the event
-    # loop's default thread pool, which `hocvuso run` still uses (see docs/BENCHMARKS.md).
+    # the chats, so `hocvuso run` gives a process (bot/app.process_renderer; docs/BENCHMARKS.md). None
+    # is the event loop's default thread pool: the terminal chat and tests, where one person waits.
     renderer: Executor | None = None
 
 
