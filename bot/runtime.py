@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
+from concurrent.futures import Executor
 from contextlib import suppress
 from dataclasses import replace
 
@@ -28,12 +30,14 @@ class NoChannelConfigured(Exception):
 class Runtime:
     """Builds the channels from settings; `start()` and `stop()` are what `hocvuso run` calls."""
 
-    def __init__(self, settings: Settings, *, clock: Clock | None = None, sleep: Sleep = asyncio.sleep) -> None:
+    def __init__(self, settings: Settings, *, clock: Clock | None = None, sleep: Sleep = asyncio.sleep,
+                 renderer: Callable[[], Executor | None] = process_renderer) -> None:
         if settings.telegram_token is None:
             raise NoChannelConfigured
         self.settings = settings
         self._clock = clock
         self._sleep = sleep
+        self._make_renderer = renderer  # tests of the channel alone draw on threads: a process each is seconds
         self.services: Services | None = None
         self.telegram: TelegramChannel | None = None
         self.server: uvicorn.Server | None = None
@@ -58,8 +62,9 @@ class Runtime:
         extra = {"clock": self._clock} if self._clock else {}
         services = await build_services(self.settings, **extra)  # type: ignore[arg-type]
         # Started once the database is known to work, so a start that fails spawns nothing.
-        renderer = process_renderer()
-        renderer.submit(warm_renderer)  # start it now, not on the first leader's chart
+        renderer = self._make_renderer()
+        if renderer is not None:
+            renderer.submit(warm_renderer)  # start it now, not on the first leader's chart
         self.services = replace(services, renderer=renderer)
         dispatcher = Dispatcher(self.services)
         self.telegram = TelegramChannel(dispatcher, self.settings, polling=not self.webhook_mode, sleep=self._sleep)

@@ -87,3 +87,10 @@ async def converse(chat: Chat, script: list[tuple[str, str]]) -> None:
     for said, expected in script:
         answer = await (chat.choose(said[1:]) if said.startswith("#") else chat.say(said))
         assert expected in answer, f"after {said!r} expected {expected!r} in:\n{answer}"
+
+
+def threads_only() -> None:
+    """A Runtime's renderer for tests of the channels: charts on the event loop's thread pool, not in
+    a process of their own (spawning one costs seconds per test). tests/test_faults.py runs `hocvuso
+    run` itself, with its renderer process."""
+    return None

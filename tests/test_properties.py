@@ -66,7 +66,7 @@ from storage.models import (
 )
 from tests.fakes.server import free_port
 from tests.fakes.telegram import SENDING, TOKEN, FakeTelegram
-from tests.support import START, Chat, FakeClock, converse
+from tests.support import START, Chat, FakeClock, converse, threads_only
 from tests.test_dialog_learning import first_lesson, read_all_cards
 from tests.test_dialog_registration import register
 from tests.test_dialog_review import pass_missing_one
@@ -783,7 +783,7 @@ async def live(request: pytest.FixtureRequest, database_url: str, tmp_path: Path
             extra = {"webhook_url": f"http://127.0.0.1:{port}", "webhook_secret": "bi-mat_123", "listen_port": port}
         settings = Settings(_env_file=None, database_url=database_url, telegram_token=TOKEN,  # type: ignore[call-arg]
                             telegram_api_url=telegram.api_url, telegram_poll_timeout=1, telegram_timeout=2, **extra)
-        runtime = Runtime(settings, clock=FakeClock(), sleep=_short_sleep)
+        runtime = Runtime(settings, clock=FakeClock(), sleep=_short_sleep, renderer=threads_only)
         await runtime.start()
         try:
             yield telegram

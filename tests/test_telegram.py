@@ -18,6 +18,7 @@ from storage.models import ChannelAccount, ProcessedUpdate
 from tests.fakes.server import free_port
 from tests.fakes.telegram import TOKEN, FakeTelegram
 from tests.fakes.telegram import FakeUser as Resident
+from tests.support import threads_only
 
 SECRET = "bi-mat_123"
 CATALOG = load_catalog()
@@ -57,7 +58,7 @@ async def running(request, tmp_path, telegram, fake_sleep, clock):
     if request.param == "webhook":
         port = free_port()
         extra = {"webhook_url": f"http://127.0.0.1:{port}", "webhook_secret": SECRET, "listen_port": port}
-    runtime = Runtime(make_settings(tmp_path, telegram, **extra), clock=clock, sleep=fake_sleep)
+    runtime = Runtime(make_settings(tmp_path, telegram, **extra), clock=clock, sleep=fake_sleep, renderer=threads_only)
     await runtime.start()
     yield runtime
     await runtime.stop()
@@ -65,7 +66,7 @@ async def running(request, tmp_path, telegram, fake_sleep, clock):
 
 @pytest.fixture
 async def polling(tmp_path, telegram, fake_sleep, clock):
-    runtime = Runtime(make_settings(tmp_path, telegram), clock=clock, sleep=fake_sleep)
+    runtime = Runtime(make_settings(tmp_path, telegram), clock=clock, sleep=fake_sleep, renderer=threads_only)
     await runtime.start()
     yield runtime
     await runtime.stop()
@@ -135,7 +136,7 @@ async def webhook_runtime(tmp_path, telegram, fake_sleep, clock) -> Runtime:
     port = free_port()
     settings = make_settings(tmp_path, telegram, webhook_url=f"http://127.0.0.1:{port}",
                              webhook_secret=SECRET, listen_port=port)
-    runtime = Runtime(settings, clock=clock, sleep=fake_sleep)
+    runtime = Runtime(settings, clock=clock, sleep=fake_sleep, renderer=threads_only)
     await runtime.start()
     return runtime
 
@@ -157,7 +158,7 @@ async def test_a_duplicate_webhook_update_changes_nothing(tmp_path, telegram, fa
 
 
 async def test_a_redelivery_after_a_restart_changes_nothing(tmp_path, telegram, fake_sleep, clock):
-    first = Runtime(make_settings(tmp_path, telegram), clock=clock, sleep=fake_sleep)
+    first = Runtime(make_settings(tmp_path, telegram), clock=clock, sleep=fake_sleep, renderer=threads_only)
     await first.start()
     resident = Resident(telegram, 5011)
     await resident.says("/start", "Bạn có đồng ý không?")
@@ -166,7 +167,7 @@ async def test_a_redelivery_after_a_restart_changes_nothing(tmp_path, telegram, 
     await first.stop()
     before = len(telegram.sent[5011])
     await telegram.redeliver(update_id)  # Telegram had not seen it confirmed, so it comes again
-    second = Runtime(make_settings(tmp_path, telegram), clock=clock, sleep=fake_sleep)
+    second = Runtime(make_settings(tmp_path, telegram), clock=clock, sleep=fake_sleep, renderer=threads_only)
     await second.start()
     try:
         await resident.says("Nguyễn Văn An", "thôn/xóm")  # handled after the redelivery, in order
@@ -286,7 +287,7 @@ async def test_webhook_checks_the_secret_and_serves_health(tmp_path, telegram, f
 
 
 async def test_stopping_finishes_the_update_in_hand(tmp_path, telegram, fake_sleep, clock):
-    runtime = Runtime(make_settings(tmp_path, telegram), clock=clock, sleep=fake_sleep)
+    runtime = Runtime(make_settings(tmp_path, telegram), clock=clock, sleep=fake_sleep, renderer=threads_only)
     await runtime.start()
     telegram.slow_next("sendMessage", 0.5)
     await telegram.user_sends(7001, "/trogiup")

@@ -16,6 +16,7 @@ from storage.models import InboxUpdate
 from tests.fakes.server import free_port
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.telegram import FakeUser as Resident
+from tests.support import threads_only
 from tests.test_telegram import SECRET, make_settings
 
 
@@ -36,7 +37,7 @@ async def started(tmp_path, telegram, clock, no_wait, mode: str = "polling", **e
     if mode == "webhook":
         port = free_port()
         extra.update(webhook_url=f"http://127.0.0.1:{port}", webhook_secret=SECRET, listen_port=port)
-    runtime = Runtime(make_settings(tmp_path, telegram, **extra), clock=clock, sleep=no_wait)
+    runtime = Runtime(make_settings(tmp_path, telegram, **extra), clock=clock, sleep=no_wait, renderer=threads_only)
     await runtime.start()
     return runtime
 
@@ -190,7 +191,7 @@ async def test_telegram_on_a_failing_database_writes_nothing_personal_to_stderr(
     from tests.test_logs import FREE_TEXT, NAME_A, NAME_B, fail_underneath
     from tests.test_telegram import register as register_on_telegram
 
-    runtime = Runtime(make_settings(tmp_path, telegram), clock=clock, sleep=no_wait)
+    runtime = Runtime(make_settings(tmp_path, telegram), clock=clock, sleep=no_wait, renderer=threads_only)
     configure_from_settings(runtime.settings, logging.INFO)  # exactly as `hocvuso run` does
     await runtime.start()
     release_startup_logs()
@@ -258,7 +259,7 @@ async def test_a_chat_waiting_out_flood_control_does_not_hold_its_slot(tmp_path,
         await released.wait()
 
     runtime = Runtime(make_settings(tmp_path, telegram, telegram_concurrency=1), clock=clock,
-                      sleep=sleep_until_released)
+                      sleep=sleep_until_released, renderer=threads_only)
     await runtime.start()
     try:
         telegram.fail_next("sendMessage", 429, retry_after=30)
@@ -281,7 +282,7 @@ async def test_a_retry_after_of_hours_gives_up_the_answer_instead_of_silencing_t
     async def record(seconds: float) -> None:
         waits.append(seconds)
 
-    runtime = Runtime(make_settings(tmp_path, telegram), clock=clock, sleep=record)
+    runtime = Runtime(make_settings(tmp_path, telegram), clock=clock, sleep=record, renderer=threads_only)
     await runtime.start()
     try:
         telegram.fail_next("sendMessage", 429, retry_after=86400)
@@ -314,7 +315,7 @@ async def test_waiting_on_telegram_renews_the_rows_lease(tmp_path, telegram, clo
     async def advancing_sleep(seconds: float) -> None:
         clock.advance(seconds=seconds)
 
-    runtime = Runtime(make_settings(tmp_path, telegram), clock=clock, sleep=advancing_sleep)
+    runtime = Runtime(make_settings(tmp_path, telegram), clock=clock, sleep=advancing_sleep, renderer=threads_only)
     await runtime.start()
     try:
         telegram.fail_next("sendMessage", 429, times=4, retry_after=30)
