@@ -8,11 +8,10 @@ The requirement (issue 9): on a commune of 30,000 people, 10,000 households, 20 
 leaders ask for figures at once, the p99 of ordinary residents' turns stays under twice its value
 without them.
 
-1. Generate the database: migrated to the current schema through `Database` and `storage.migrate`, then
-   filled with plain sqlite3 `executemany` (people, households, organisations with one of exactly 2,000
-   members, lesson progress, finished lesson attempts with exactly `--answers` answers, activity over 60
-   days, a Telegram account and a conversation state for everyone). A file given with `--db` that holds
-   a database of the same sizes (its `PRAGMA user_version` names them) is reused as it is.
+1. Generate the database with `benchmarks/generate_commune.generate` (migrated by `storage.migrate`, filled
+   with plain sqlite3; organisations with one of exactly 2,000 members, exactly `--answers` answers; see
+   that module). A file given with `--db` that holds a database of the same sizes (its `PRAGMA
+   user_version` names them and the generator's version) is reused as it is.
 2. Measure A: a leader of the 2,000-member organisation (role given by an invitation and `/ma`, as in
    chat) sends /thongke 2 + 20 times, alone; `Dispatcher.handle` is timed end to end (prefetch: count on
    the read thread, chart on a worker thread; then the turn). The same for the head of the largest
@@ -48,51 +47,26 @@ import sys
 import tempfile
 import threading
 import time
-import zlib
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from benchmarks.generate_commune import CHANNEL, Sizes, external_id, generate, marker_of, row_counts
 from bot.app import build_services, process_renderer, warm_renderer
 from bot.cli import run_event_loop
-from bot.settings import DEFAULT_ORGANISATIONS, Settings
+from bot.settings import Settings
 from content.loader import Catalog, load_catalog
-from content.schema import CitizenGroup, answer_key
 from handlers import texts, unit_figures
 from handlers.context import Services
 from handlers.core import Incoming, Kind, Reply
 from handlers.dispatcher import Dispatcher
-from storage import access, migrate
-from storage.db import Database
-from storage.queries import guess_kind
+from storage import access
 
-CHANNEL = "telegram"
 TARGET_MS = 300.0
 TARGET_RATIO = 2.0
-FAMILY = ("Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Vũ", "Đỗ", "Bùi", "Đặng", "Ngô", "Đinh", "Phan")
-MIDDLE = ("Văn", "Thị", "Hữu", "Minh", "Thanh", "Đức", "Ngọc", "Quang", "Thu", "Xuân")
-GIVEN = ("An", "Bình", "Châu", "Dũng", "Giang", "Hà", "Hải", "Hoa", "Hùng", "Lan", "Linh", "Mai", "Nam",
-         "Phương", "Quân", "Sơn", "Tâm", "Thảo", "Trang", "Tuấn", "Vân", "Yến", "Khoa", "Nhung")
-MORE_ORGANISATIONS = ("Hợp tác xã Nông nghiệp", "Trạm Y tế xã", "Công an xã", "Ban Chỉ huy Quân sự xã",
-                      "Câu lạc bộ Dưỡng sinh", "Chi hội Khuyến học", "Tổ hợp tác Mây tre đan")
-GROUPS = ((CitizenGroup.RESIDENT, 60), (CitizenGroup.STUDENT, 15), (CitizenGroup.OFFICIAL, 5),
-          (CitizenGroup.WORKER, 20))
-VNEID = (("yes", 55), ("no", 30), ("unknown", 15))
-ACTIVITY_KINDS = (("card_read", 45), ("answer_given", 30), ("lesson_opened", 10), ("quiz_started", 7),
-                  ("lesson_finished", 6), ("quiz_failed", 2))
-QUESTIONS_PER_ATTEMPT = 5
-
-
-def stamp(moment: datetime) -> str:
-    """How `storage.types.UTCDateTime` stores a moment on SQLite: naive UTC, microseconds."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-def pick(rng: random.Random, weighted: tuple[tuple[Any, int], ...]) -> Any:
-    return rng.choices([value for value, _ in weighted], [weight for _, weight in weighted])[0]
 
 
 def percentile(ordered: list[float], share: float) -> float:
@@ -107,219 +81,6 @@ def summary_ms(seconds: list[float]) -> dict[str, float]:
     return {"n": len(ordered), "min": round(ordered[0] * 1000, 1),
             "p50": round(statistics.median(ordered) * 1000, 1), "p95": round(percentile(ordered, 0.95) * 1000, 1),
             "p99": round(percentile(ordered, 0.99) * 1000, 1), "max": round(ordered[-1] * 1000, 1)}
-
-
-# --- 1. the commune ---------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Sizes:
-    people: int
-    households: int
-    organisations: int
-    answers: int
-    activity: int
-    villages: int
-    big_organisation: int
-    seed: int
-
-    @property
-    def marker(self) -> int:
-        """`PRAGMA user_version` of a database generated with these sizes (a positive 31-bit number)."""
-        text = json.dumps([self.people, self.households, self.organisations, self.answers, self.activity,
-                           self.villages, self.big_organisation, self.seed, "commune_bench v1"])
-        return zlib.crc32(text.encode()) & 0x7FFFFFFF or 1
-
-
-def organisation_names(count: int) -> list[str]:
-    names = [*DEFAULT_ORGANISATIONS, *MORE_ORGANISATIONS]
-    names += [f"Tổ chức {number}" for number in range(len(names) + 1, count + 1)]
-    # The 2,000-member organisation is the first one: the women's union, the largest in most communes.
-    women = "Hội Liên hiệp Phụ nữ xã"
-    return [women, *(name for name in names if name != women)][:count]
-
-
-async def _migrate(url: str) -> None:
-    database = Database(url)
-    try:
-        await migrate.upgrade(database.engine)
-    finally:
-        await database.dispose()
-
-
-def generate(path: Path, sizes: Sizes, catalog: Catalog, now: datetime) -> None:
-    """Create the schema (Alembic, through the project's own engine), then fill it with plain sqlite3."""
-    asyncio.run(_migrate(f"sqlite+aiosqlite:///{path}"))
-    rng = random.Random(sizes.seed)
-    core = list(catalog.core_course.lessons)
-    connection = sqlite3.connect(path, isolation_level=None)
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=OFF")
-    connection.execute("BEGIN")
-    run = connection.executemany
-
-    # Villages of different sizes (the largest about twice the smallest), households spread over them.
-    run("INSERT INTO village (id, name) VALUES (?, ?)", [(v, f"Thôn {v}") for v in range(1, sizes.villages + 1)])
-    weights = [1.0 - 0.055 * index for index in range(sizes.villages)]
-    household_village = rng.choices(range(1, sizes.villages + 1), weights, k=sizes.households)
-
-    # People: the first of each household is its head; the others join households at random; 2 % have none.
-    heads = min(sizes.people, sizes.households)
-    person_household: list[int | None] = list(range(1, heads + 1))
-    for _ in range(sizes.people - heads):
-        person_household.append(None if rng.random() < 0.02 else rng.randint(1, sizes.households))
-    members_of = [0] * (sizes.households + 1)
-    people_rows = []
-    names: list[str] = []
-    for person_id, household_id in enumerate(person_household, start=1):
-        village = (household_village[household_id - 1] if household_id is not None
-                   else rng.choices(range(1, sizes.villages + 1), weights)[0])
-        if household_id is not None:
-            members_of[household_id] += 1
-        name = f"{rng.choice(FAMILY)} {rng.choice(MIDDLE)} {rng.choice(GIVEN)}"
-        names.append(name)
-        joined = stamp(now - timedelta(days=rng.uniform(60, 180)))
-        people_rows.append((person_id, name, village, household_id, int(person_id <= heads),
-                            str(pick(rng, GROUPS)), pick(rng, VNEID), None, joined, 2, 2, joined))
-    codes = rng.sample(range(100_000, 1_000_000), sizes.households)
-    run("INSERT INTO household (id, code, village_id, head_name, member_count, in_directory, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [(h, str(codes[h - 1]), household_village[h - 1], names[h - 1] if h <= heads else None, members_of[h],
-          int(h % 2 == 0), stamp(now - timedelta(days=200))) for h in range(1, sizes.households + 1)])
-    run("INSERT INTO person (id, full_name, village_id, household_id, is_household_head, target_group, "
-        "vneid_level2, registration_step, consent_at, consent_version, consent_offered, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", people_rows)
-    # Everyone talks to the bot on Telegram and was last at the main menu.
-    run("INSERT INTO channelaccount (id, channel, external_id, person_id, blocked, created_at) "
-        "VALUES (?, ?, ?, ?, 0, ?)",
-        [(p, CHANNEL, external_id(p), p, row[8]) for p, row in enumerate(people_rows, start=1)])
-    run("INSERT INTO conversationstate (id, channel, external_id, step, data, menu, updated_at) "
-        "VALUES (?, ?, ?, 'main', '{}', '[]', ?)",
-        [(p, CHANNEL, external_id(p), stamp(now - timedelta(days=rng.uniform(0, 60))))
-         for p in range(1, sizes.people + 1)])
-
-    # Organisations: the first has exactly `big_organisation` members, the others fewer.
-    organisation_list = organisation_names(sizes.organisations)
-    run("INSERT INTO organisation (id, name, kind, parent_id) VALUES (?, ?, ?, NULL)",
-        [(o, name, guess_kind(name)) for o, name in enumerate(organisation_list, start=1)])
-    memberships = []
-    for organisation_id in range(1, sizes.organisations + 1):
-        count = (sizes.big_organisation if organisation_id == 1
-                 else rng.randint(max(1, sizes.big_organisation // 13), sizes.big_organisation * 3 // 4))
-        for person_id in rng.sample(range(1, sizes.people + 1), min(count, sizes.people)):
-            confirmed = rng.random() < 0.7
-            memberships.append((len(memberships) + 1, person_id, organisation_id, int(confirmed),
-                                stamp(now - timedelta(days=rng.uniform(1, 50))) if confirmed else None))
-    run("INSERT INTO membership (id, person_id, organisation_id, confirmed, confirmed_at) VALUES (?, ?, ?, ?, ?)",
-        memberships)
-
-    # Lesson progress: a quarter never finished a lesson, 30 % finished the core course, the rest part of it.
-    # Each person works through the core lessons in order; a started, unfinished lesson follows the last one.
-    pairs: list[tuple[int, int, bool, datetime]] = []  # person, lesson index, completed, opened at
-    for person_id in range(1, sizes.people + 1):
-        draw = rng.random()
-        done = 0 if draw < 0.25 else len(core) if draw < 0.55 else rng.randint(1, len(core) - 1)
-        opened = now - timedelta(days=rng.uniform(20, 120))
-        for index in range(min(len(core), done + (1 if rng.random() < 0.6 else 0))):
-            pairs.append((person_id, index, index < done, opened))
-            opened = min(opened + timedelta(days=rng.uniform(0.2, 6)), now - timedelta(hours=1))
-
-    # Attempts: exactly enough finished lesson attempts for `answers` answers: one passed attempt per
-    # completed lesson, the rest failed tries spread over the lessons people worked on.
-    attempts_wanted = math.ceil(sizes.answers / QUESTIONS_PER_ATTEMPT)
-    completed = [index for index, pair in enumerate(pairs) if pair[2]]
-    failures = [0] * len(pairs)
-    passes = set(completed)
-    if len(completed) >= attempts_wanted:
-        passes = set(rng.sample(completed, attempts_wanted))
-    else:
-        for index in rng.choices(range(len(pairs)), k=attempts_wanted - len(completed)):
-            failures[index] += 1
-    lessons = [catalog.lesson(lesson_id) for lesson_id in core]
-    question_ids = [json.dumps([question.id for question in lesson.quiz][:QUESTIONS_PER_ATTEMPT])
-                    for lesson in lessons]
-    attempts: list[tuple[Any, ...]] = []
-    progress: list[tuple[Any, ...]] = []
-    for index, (person_id, lesson_index, is_completed, opened) in enumerate(pairs):
-        moment = opened + timedelta(minutes=10)
-        best = None
-        for _ in range(failures[index]):
-            correct = rng.randint(0, 3)
-            attempts.append((len(attempts) + 1, person_id, core[lesson_index], question_ids[lesson_index],
-                             correct, correct * 20, 0, stamp(moment - timedelta(minutes=3)), stamp(moment)))
-            best = max(best or 0, correct * 20)
-            moment += timedelta(hours=rng.uniform(1, 30))
-        finished_at = None
-        if index in passes:
-            correct = rng.choice((4, 5))
-            attempts.append((len(attempts) + 1, person_id, core[lesson_index], question_ids[lesson_index],
-                             correct, correct * 20, 1, stamp(moment - timedelta(minutes=3)), stamp(moment)))
-            best, finished_at = max(best or 0, correct * 20), moment
-        status = "completed" if is_completed else "started"
-        completed_at = stamp(finished_at or moment) if is_completed else None
-        progress.append((index + 1, person_id, core[lesson_index], status, best, stamp(opened), completed_at))
-    run("INSERT INTO lessonprogress (id, person_id, lesson_id, status, best_score, started_at, completed_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)", progress)
-    run("INSERT INTO quizattempt (id, person_id, lesson_id, kind, question_ids, total, correct, score, passed, "
-        "started_at, finished_at) VALUES (?, ?, ?, 'lesson', ?, 5, ?, ?, ?, ?, ?)", attempts)
-    keys = [[(answer_key(lesson.id, q.id), q.correct_index, len(q.options)) for q in lesson.quiz] for lesson in lessons]
-    lesson_index_of = {lesson_id: index for index, lesson_id in enumerate(core)}
-
-    def answer_rows() -> Iterator[tuple[Any, ...]]:
-        left = sizes.answers
-        answer_id = 0
-        for attempt_id, _person, lesson_id, _ids, correct, _score, _passed, _start, finished in attempts:
-            right = set(rng.sample(range(QUESTIONS_PER_ATTEMPT), correct))
-            for position, (key, correct_index, options) in enumerate(keys[lesson_index_of[lesson_id]]):
-                if left == 0:
-                    return
-                is_right = position in right
-                choice = correct_index if is_right else (correct_index + rng.randint(1, options - 1)) % options
-                answer_id += 1
-                left -= 1
-                yield answer_id, attempt_id, key, choice, int(is_right), finished
-
-    run("INSERT INTO answer (id, attempt_id, question_id, option_index, correct, answered_at) "
-        "VALUES (?, ?, ?, ?, ?, ?)", answer_rows())
-
-    # Activity over the last 60 days; 2 % of the rows belong to people who erased their data.
-    def activity_rows() -> Iterator[tuple[Any, ...]]:
-        for activity_id in range(1, sizes.activity + 1):
-            person_id = None if rng.random() < 0.02 else rng.randint(1, sizes.people)
-            yield (activity_id, person_id, pick(rng, ACTIVITY_KINDS), rng.choice(core),
-                   stamp(now - timedelta(seconds=rng.uniform(0, 60 * 86400))))
-
-    run("INSERT INTO activity (id, person_id, kind, lesson_id, detail, at) VALUES (?, ?, ?, ?, NULL, ?)",
-        activity_rows())
-    connection.execute(f"PRAGMA user_version = {sizes.marker}")
-    connection.execute("COMMIT")
-    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    connection.close()
-
-
-def external_id(person_id: int) -> str:
-    return str(700_000_000 + person_id)
-
-
-def row_counts(path: Path) -> dict[str, int]:
-    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        tables = ("person", "household", "village", "organisation", "membership", "lessonprogress", "quizattempt",
-                  "answer", "activity", "channelaccount", "conversationstate")
-        return {table: connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in tables}
-    finally:
-        connection.close()
-
-
-def marker_of(path: Path) -> int | None:
-    if not path.exists():
-        return None
-    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        return connection.execute("PRAGMA user_version").fetchone()[0]
-    except sqlite3.DatabaseError:
-        return None
-    finally:
-        connection.close()
 
 
 # --- instruments: where the time of /thongke goes ------------------------------------------------
@@ -494,6 +255,8 @@ class Chat:
 
     def figures_ok(self) -> bool:
         last = self.replies[-1] if self.replies else None
+        if self.replies and self.replies[0].text.startswith("📑"):  # /baocao: the chart, the XLSX, the DOCX
+            return len([reply for reply in self.replies if reply.attachment is not None]) == 3
         return (last is not None and last.text.startswith(("📊", "🏡")) and last.attachment is not None
                 and last.attachment.data.startswith(b"\x89PNG"))
 
@@ -694,8 +457,10 @@ async def loop_lag(stop: asyncio.Event, into: list[float], every: float = 0.005)
 
 
 async def run_phase(phase: Phase, residents: list[Resident], leaders: list[Chat], rate: float, seconds: float,
-                    probe: Probe, profiler: cProfile.Profile | None) -> None:
-    """Residents' turns at `rate` per second (open loop), with leaders asking for figures back to back."""
+                    probe: Probe, profiler: cProfile.Profile | None, command: str = "/thongke",
+                    fresh: Callable[[], None] = lambda: None) -> None:
+    """Residents' turns at `rate` per second (open loop), with leaders sending `command` back to back
+    (`fresh` before each: /baocao would otherwise reuse the report it made a moment ago)."""
     stop = asyncio.Event()
     lag = asyncio.create_task(loop_lag(stop, phase.loop_lag))
     probe.drain()
@@ -707,7 +472,8 @@ async def run_phase(phase: Phase, residents: list[Resident], leaders: list[Chat]
 
     async def leader_loop(chat: Chat) -> None:
         while time.perf_counter() < end:
-            phase.leader_turns.append(await chat.send(Kind.COMMAND, "/thongke"))
+            fresh()
+            phase.leader_turns.append(await chat.send(Kind.COMMAND, command))
             if not chat.figures_ok():
                 phase.leader_failures += 1
 
@@ -787,7 +553,8 @@ async def bench(path: Path, options: argparse.Namespace, catalog: Catalog) -> di
             if index < len(roles.villages):
                 units.append(("village_head", *roles.villages[index]))
         leaders = []
-        for role, unit_id, _name, _size in units[:options.leaders]:
+        command = "/baocao" if options.report else "/thongke"
+        for role, unit_id, _name, _size in ([] if options.report else units[:options.leaders]):
             table = roles.org_leader if role == "leader" else roles.village_head
             chat = Chat(dispatcher, table[unit_id], keys)
             await give_role(services, chat, role, **({"organisation_id": unit_id} if role == "leader"
@@ -796,6 +563,11 @@ async def bench(path: Path, options: argparse.Namespace, catalog: Catalog) -> di
             if not chat.figures_ok():
                 raise RuntimeError(f"leader {role} {unit_id}: no figures: {chat.text[:300]}")
             leaders.append(chat)
+        if options.report:  # one member of staff: the commune's whole report, again and again
+            await staff.send(Kind.COMMAND, "/baocao")
+            if not staff.figures_ok():
+                raise RuntimeError(f"staff: no report: {staff.text[:300]}")
+            leaders.append(staff)
         rng = random.Random(options.seed + 1)
         residents = [Resident(Chat(dispatcher, user_id, keys), random.Random(rng.random()), catalog)
                      for user_id in roles.residents]
@@ -812,7 +584,7 @@ async def bench(path: Path, options: argparse.Namespace, catalog: Catalog) -> di
             for name in ("without", "with"):
                 phase = Phase(name, number)
                 await run_phase(phase, residents, leaders if name == "with" else [], options.rate, options.seconds,
-                                probe, profilers.get(name))
+                                probe, profilers.get(name), command, services.recent_files.clear)
                 report = phase.report()
                 print(f"B round {number} {name}: residents {report['residents_ms']}"
                       + (f", leaders {report['leaders_ms']}" if name == "with" else ""), file=sys.stderr)
@@ -832,7 +604,9 @@ async def bench(path: Path, options: argparse.Namespace, catalog: Catalog) -> di
         ratios.append(round(pair["with"] / pair["without"], 2))
     pooled_ratio = round(summary_ms(with_leaders)["p99"] / summary_ms(without)["p99"], 2)
     return {
-        "alone": alone, "leaders": [f"{role} {name} ({size})" for role, _, name, size in units[:options.leaders]],
+        "alone": alone,
+        "leaders": (["staff: /baocao of the commune"] if options.report
+                    else [f"{role} {name} ({size})" for role, _, name, size in units[:options.leaders]]),
         "phases": [phase.report() for phase in phases], "ratio_by_round": ratios,
         "pooled": {"without_ms": summary_ms(without), "with_ms": summary_ms(with_leaders), "ratio": pooled_ratio},
     }
@@ -890,7 +664,7 @@ def main() -> None:
     parser.add_argument("--households", type=int, default=10_000)
     parser.add_argument("--organisations", type=int, default=20)
     parser.add_argument("--answers", type=int, default=1_000_000)
-    parser.add_argument("--activity", type=int, default=300_000, help="activity rows, over the last 60 days")
+    parser.add_argument("--activity", type=int, default=300_000, help="activity rows (benchmarks/generate_commune.py)")
     parser.add_argument("--villages", type=int, default=10)
     parser.add_argument("--big-organisation", type=int, default=2_000, help="members of the largest organisation")
     parser.add_argument("--residents", type=int, default=50)
@@ -900,6 +674,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of residents alone before the phases")
     parser.add_argument("--leaders", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=20, help="timed /thongke per viewer in measure A")
+    parser.add_argument("--report", action="store_true",
+                        help="in B, one member of staff builds the commune's yearly report (/baocao) back to back "
+                             "instead of the leaders' /thongke (issue 10)")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--db", type=Path, help="the SQLite file: reused when it holds this commune, else made")
     parser.add_argument("--keep", action="store_true", help="keep the generated file (a --db file is always kept)")

@@ -32,7 +32,9 @@ def handler_config(settings: Settings) -> HandlerConfig:
         max_text_length=settings.max_text_length,
         review_after_days=settings.review_after_days,
         ranking_min_people=settings.ranking_min_people,
+        report_deadline=settings.deadline,
         telegram_username=settings.telegram_username,
+        public_url=settings.public_url,
     )
 
 
@@ -46,7 +48,11 @@ async def prepare_database(database: Database, settings: Settings) -> None:
 
 
 def warm_renderer() -> None:
-    import reports.charts  # noqa: F401  (matplotlib's half-second import, once, before the first chart)
+    # matplotlib, openpyxl and python-docx take a second to import: once, before the first file.
+    import docx  # noqa: F401
+    import openpyxl  # noqa: F401
+
+    import reports.charts  # noqa: F401
 
 
 def _start_renderer() -> None:

@@ -16,7 +16,9 @@ from rich.console import Console
 
 from bot.app import build_services
 from bot.cli_access import audit, invite_app, roles_app
+from bot.cli_certificate import certificate_app
 from bot.cli_directory import directory_app
+from bot.cli_report import report
 from bot.logs import (
     configure_from_settings,
     configure_logging,
@@ -45,7 +47,9 @@ app.add_typer(content_app, name="content")
 app.add_typer(directory_app, name="directory")
 app.add_typer(invite_app, name="invite")
 app.add_typer(roles_app, name="roles")
+app.add_typer(certificate_app, name="certificate")
 app.command("audit")(audit)
+app.command("report")(report)
 
 err = Console(stderr=True)
 # A console person's name is their chat id; PostgreSQL keeps at most this many characters of it.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -117,6 +118,10 @@ class Settings(BaseSettings):
     # Telegram's own message limit is 4096 characters; nothing longer can arrive.
     max_text_length: int = Field(default=1000, ge=100, le=4096)
     review_after_days: int = Field(default=3, ge=1, le=60)
+    # The day (DD/MM) each unit's yearly report is due; a reporting year ends on it (the commune's plan: 10/12).
+    report_deadline: str = "10/12"
+    # /xephang ranks only organisations and villages with at least this many people.
+    ranking_min_people: int = Field(default=10, ge=1, le=10000)
 
     telegram_token: SecretStr | None = None
     telegram_api_url: str = "https://api.telegram.org"
@@ -127,6 +132,8 @@ class Settings(BaseSettings):
     telegram_poll_timeout: int = Field(default=25, ge=1, le=50)
     telegram_concurrency: int = Field(default=32, ge=1, le=256)
     webhook_url: str | None = None
+    # Where people reach this server from outside: certificates carry a QR code of <public_url>/xacthuc/<code>.
+    public_url: str | None = None
     webhook_secret: SecretStr | None = None
     listen_host: str = "127.0.0.1"
     listen_port: int = Field(default=8080, ge=1, le=65535)
@@ -193,6 +200,22 @@ class Settings(BaseSettings):
             raise ValueError(f"không biết múi giờ {value!r}") from exc
         return value
 
+    @field_validator("report_deadline")
+    @classmethod
+    def _day_and_month(cls, value: str) -> str:
+        day, _, month = value.strip().partition("/")
+        try:
+            date(2001, int(month), int(day))  # a year without 29/02: the deadline must exist every year
+        except ValueError as exc:
+            raise ValueError(f"cần một ngày có mọi năm, dạng NN/TT (ví dụ 10/12), không phải {value!r}") from exc
+        return f"{int(day):02d}/{int(month):02d}"
+
+    @property
+    def deadline(self) -> tuple[int, int]:
+        """The report deadline as (day, month)."""
+        day, month = self.report_deadline.split("/")
+        return int(day), int(month)
+
     @field_validator("database_url")
     @classmethod
     def _supported_database(cls, value: str) -> str:
@@ -211,7 +234,7 @@ class Settings(BaseSettings):
             raise ValueError("cần đường dẫn tới một tệp, như sqlite+aiosqlite:///var/hocvuso.db")
         return value
 
-    @field_validator("telegram_api_url", "webhook_url")
+    @field_validator("telegram_api_url", "webhook_url", "public_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         return _http_url(value) if value is not None else None

@@ -1,17 +1,21 @@
-"""One ASGI app for every channel's webhook, plus /healthz."""
+"""One ASGI app for every channel's webhook, plus /healthz and the certificate page /xacthuc/{code}."""
 
 from __future__ import annotations
 
 import hmac
+import html
 import json
 import logging
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from bot.channels.telegram import TelegramChannel
+from handlers.certificates import genuine_fields
+from storage import certificates
+from storage.certificates import Issued
 from storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -36,6 +40,32 @@ async def read_at_most(request: Request, limit: int) -> bytes | None:
         if len(body) > limit:
             return None
     return bytes(body)
+
+
+# The page shows a person's name: never cached, never indexed, never sent on as a referrer.
+PAGE_HEADERS = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex, nofollow", "Referrer-Policy": "no-referrer",
+                "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"}
+PAGE = """<!doctype html>
+<html lang="vi"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex, nofollow"><title>Xác thực giấy chứng nhận</title>
+<style>body{{font-family:sans-serif;max-width:36em;margin:2em auto;padding:0 1em;line-height:1.5}}
+h1{{font-size:1.3em}} dt{{font-weight:bold}} dd{{margin:0 0 .6em 0}}</style></head>
+<body><h1>{title}</h1>{body}</body></html>
+"""
+FOUND = "✅ Giấy chứng nhận hợp lệ"
+FOUND_NOTE = "Giấy chứng nhận này do trợ lý Bình dân học vụ số cấp và còn hiệu lực."
+NOT_FOUND = "Không tìm thấy giấy chứng nhận"
+NOT_FOUND_NOTE = ("Không có giấy chứng nhận nào mang mã này: mã sai, giấy không do trợ lý Bình dân học vụ số cấp, "
+                  "hoặc không còn hiệu lực.")
+
+
+def certificate_page(issued: Issued | None) -> str:
+    """The verification page: what the certificate says, or that there is none; everything escaped."""
+    if issued is None:
+        return PAGE.format(title=html.escape(NOT_FOUND), body=f"<p>{html.escape(NOT_FOUND_NOTE)}</p>")
+    rows = "".join(f"<dt>{html.escape(label)}</dt><dd>{html.escape(value)}</dd>"
+                   for label, value in genuine_fields(issued))
+    return PAGE.format(title=html.escape(FOUND), body=f"<p>{html.escape(FOUND_NOTE)}</p><dl>{rows}</dl>")
 
 
 def build_web_app(database: Database, telegram: TelegramChannel | None, telegram_secret: str | None) -> Starlette:
@@ -64,7 +94,18 @@ def build_web_app(database: Database, telegram: TelegramChannel | None, telegram
         # 200 only once the update is stored in the inbox: Telegram sends it again after anything else.
         return Response(status_code=await telegram.accept_webhook(data))
 
+    async def verify_certificate(request: Request) -> Response:
+        # Anyone with the paper may look; the code's 24^12 possibilities are what stop guessing here.
+        # Neither the code nor the name is logged.
+        raw = str(request.path_params.get("code", ""))
+        issued = None
+        if len(raw) <= 64 and certificates.normalise_code(raw) is not None:  # anything else is not looked up
+            async with database.session() as session:
+                issued = await certificates.verify(session, raw)
+        return HTMLResponse(certificate_page(issued), status_code=200 if issued else 404, headers=PAGE_HEADERS)
+
     return Starlette(routes=[
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/xacthuc/{code}", verify_certificate, methods=["GET"]),
         Route("/webhook/telegram", telegram_webhook, methods=["POST"]),
     ])

@@ -34,10 +34,15 @@ class HandlerConfig:
     household_code_window_minutes: int = 60
     max_text_length: int = 1000
     review_after_days: int = 3
+    # The yearly report's deadline (day, month): a reporting year ends on it.
+    report_deadline: tuple[int, int] = (10, 12)
     # /xephang ranks only units with at least this many people (a share of 3 people says little).
     ranking_min_people: int = 10
     # The Telegram bot's username, for invitation deep links (t.me/<username>?start=CODE); None: no link.
     telegram_username: str | None = None
+    # The bot's public web address (HOCVUSO_PUBLIC_URL): certificates carry a QR code of
+    # {public_url}/xacthuc/{code}; None: no QR code, the certificate tells to ask the bot instead.
+    public_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,9 @@ class Services:
     # the chats, so `hocvuso run` gives a process (bot/app.process_renderer; docs/BENCHMARKS.md). None
     # is the event loop's default thread pool: the terminal chat and tests, where one person waits.
     renderer: Executor | None = None
+    # Files this process made recently, so a double tap or a flood of /baocao builds a report once
+    # (handlers/report.py). In memory on purpose: losing it on restart only costs one more build.
+    recent_files: dict[Any, Any] = field(default_factory=dict, compare=False)
 
 
 NOT_FETCHED: Any = object()

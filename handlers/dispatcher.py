@@ -9,7 +9,21 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from handlers import account, home, learning, members, quiz, registration, review, roles, texts, unit_figures
+from handlers import (
+    account,
+    certificates,
+    home,
+    learning,
+    members,
+    quiz,
+    rankings,
+    registration,
+    report,
+    review,
+    roles,
+    texts,
+    unit_figures,
+)
 from handlers.context import NOT_FETCHED, NeedsPrefetch, Services, Turn
 from handlers.core import Incoming, Keyboard, Kind, Reply
 from handlers.numbers import typed_number
@@ -25,7 +39,8 @@ KeepReplies = Callable[[AsyncSession, Replies], Awaitable[None]]
 def build_registry() -> Registry:
     """Every conversation of hocvuso, registered explicitly in menu order."""
     registry = Registry()
-    for module in (home, learning, quiz, review, registration, account, roles, members, unit_figures):
+    for module in (home, learning, quiz, review, registration, account, roles, members, unit_figures, report, rankings,
+                   certificates):
         module.register(registry)
     return registry
 

@@ -39,6 +39,7 @@ NEW_CONSENT_YES = "✅ Cảm ơn bạn, mình đã ghi nhận."
 NEW_CONSENT_NO = "Mình giữ nguyên như cũ: họ tên bạn không hiện trong danh sách của ai, xã chỉ đếm số người."
 BTN_FIGURES = "📊 Số liệu đơn vị"
 BTN_MEMBERS = "👥 Xác nhận thành viên"
+BTN_REPORT = "📑 Báo cáo năm"
 BTN_INVITE = "🎟️ Tạo mã mời"
 UNFINISHED_REGISTRATION = "Phần đăng ký của bạn còn vài câu chưa trả lời. Bạn trả lời tiếp nhé?"
 BTN_CONTINUE_REGISTRATION = "📝 Tiếp tục đăng ký"
@@ -69,6 +70,8 @@ async def show_main_menu(turn: Turn, preface: str | None = None) -> Replies:
     scopes = await access.scopes_of(turn.session, turn.person)
     if scopes.any:
         keyboard.add(BTN_FIGURES, "tk")
+    if scopes.staff or scopes.organisations or scopes.villages:
+        keyboard.add(BTN_REPORT, "bc")
     if scopes.organisations:
         keyboard.add(BTN_MEMBERS, "tv")
     if scopes.staff:

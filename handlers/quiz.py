@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from content.schema import Lesson, Question, answer_key
-from handlers import texts
+from content.schema import Course, Lesson, Question, answer_key
+from handlers import certificates, texts
 from handlers.context import Turn
 from handlers.core import Keyboard, Reply, redrawn
 from handlers.home import show_main_menu
@@ -162,7 +162,8 @@ async def _finish(turn: Turn, lesson: Lesson) -> Replies:
     keyboard = Keyboard()
     if passed:
         replies = [Reply(PASSED.format(correct=correct, total=total, score=score, title=lesson.title))]
-        replies.extend(Reply(COURSE_DONE.format(course=title), standalone=True) for title in courses_done)
+        for course in courses_done:  # the core course's congratulation carries the certificate
+            replies.append(await certificates.congratulate(turn, course, COURSE_DONE.format(course=course.title)))
         following = _next_lesson(turn, lesson)
         if following is not None:
             keyboard.add(BTN_NEXT_LESSON.format(title=following.title), f"lesson:{following.id}")
@@ -177,13 +178,13 @@ async def _finish(turn: Turn, lesson: Lesson) -> Replies:
         keyboard.add(BTN_RETRY, f"quiz:start:{lesson.id}").add(BTN_REREAD, f"lesson:{lesson.id}")
     keyboard.add(BTN_LIST, "hoc").add(texts.BTN_MENU, "menu")
     last = replies.pop()
-    return [*replies, Reply(last.text, keyboard.build())]
+    return [*replies, Reply(last.text, keyboard.build(), attachment=last.attachment)]
 
 
 async def _record_result(
     turn: Turn, lesson: Lesson, correct: int, total: int, score: int, passed: bool
-) -> list[str]:
-    """Close the attempt and update progress; returns the titles of the courses this result completes."""
+) -> list[Course]:
+    """Close the attempt and update progress; returns the courses this result completes."""
     person = turn.person
     attempt_id = turn.data.get("attempt")
     if person is None or attempt_id is None:
@@ -210,7 +211,7 @@ async def _record_result(
     return await _completed_courses(turn, progress)
 
 
-async def _completed_courses(turn: Turn, just_done: LessonProgress) -> list[str]:
+async def _completed_courses(turn: Turn, just_done: LessonProgress) -> list[Course]:
     """Courses that this lesson completes; each is logged once as `course_finished`.
 
     The core course's `course_finished` is what reports count as "has basic digital skills".
@@ -222,7 +223,7 @@ async def _completed_courses(turn: Turn, just_done: LessonProgress) -> list[str]
             continue
         if all(progress.get(lid) is not None and progress[lid].status == "completed" for lid in course.lessons):
             await queries.log_activity(turn.session, turn.person, "course_finished", turn.now, None, course.id)
-            finished.append(course.title)
+            finished.append(course)
     return finished
 
 

@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties, findfont, get_font
 
 from storage.figures import CommuneFigures, MemberProgress, UnitFigures
+from storage.report import Report
 
 FONT = "DejaVu Sans"
 DPI = 100
@@ -207,29 +208,61 @@ class _Share:
 
 
 def commune_chart(title: str, commune: CommuneFigures) -> bytes:
-    """The share who finished the core course, per organisation and per village, best first.
-
-    Only the first SHOWN_UNITS of each are drawn (a longer list is unreadable on a phone); a note says
-    how many more there are.
-    """
-    panels = [
+    """The share who finished the core course, per organisation and per village, best first."""
+    totals = commune.totals
+    return _share_panels(title, [
+        f"Hoàn thành khóa cơ bản: {number(totals.finished_core)}/{number(totals.people)} người "
+        f"({percent(totals.finished_core, totals.people)})"
+    ], [
         ("Tổ chức", "tổ chức", [_Share(row.name, row.finished_core, row.people) for row in commune.organisations]),
         ("Thôn, xóm", "thôn, xóm", [_Share(row.name, row.finished_core, row.people) for row in commune.villages]),
-    ]
+    ])
+
+
+SHORT_GROUPS = {"nguoi-dan": "Người dân", "hoc-sinh-sinh-vien": "Học sinh, sinh viên",
+                "can-bo-cong-chuc": "Cán bộ, CCVC", "nguoi-lao-dong-doanh-nghiep": "Lao động doanh nghiệp",
+                None: "Chưa khai nhóm"}
+"""The target groups, short enough for a chart's labels."""
+
+
+def report_chart(title: str, report: Report) -> bytes:
+    """The yearly report's figures: who finished the core course by target group, then by village (or,
+    for a village, by organisation), as shares of the registered."""
+    people = report.people
+    groups = [_Share(SHORT_GROUPS.get(line.group, line.group or ""), line.finished, line.registered)
+              for line in people.groups if line.registered or line.group is not None]
+    panels = [("Theo nhóm đối tượng", "nhóm", groups)]
+    if report.scope.kind == "village":
+        panels.append(("Theo tổ chức", "tổ chức",
+                       [_Share(row.name, row.finished, row.people) for row in people.organisations]))
+    else:
+        panels.append(("Theo thôn, xóm", "thôn, xóm",
+                       [_Share(row.name, row.finished, row.people) for row in people.villages]))
+    notes = [f"Hoàn thành khóa cơ bản: {number(people.finished)}/{number(people.registered)} người đăng ký "
+             f"({percent(people.finished, people.registered)})"]
+    if people.households_known:
+        notes.append(f"Hộ có người hoàn thành: {number(people.households_reached)}/{number(people.households_known)} "
+                     f"hộ ({percent(people.households_reached, people.households_known)})")
+    return _share_panels(title, notes, panels, keep_order=(True, False))
+
+
+def _share_panels(title: str, notes: Sequence[str], panels: Sequence[tuple[str, str, list[_Share]]],
+                  keep_order: Sequence[bool] = ()) -> bytes:
+    """Panels of shares, best first unless `keep_order` says a panel keeps its own order; each draws
+    only its first SHOWN_UNITS (a longer list is unreadable on a phone) and a note counts the rest."""
     row_height, heading, gap = 40, 46, 64
     sizes = [max(1, min(len(shares), SHOWN_UNITS)) for _, _, shares in panels]
-    height = 150 + sum(heading + size * row_height + gap for size in sizes)
+    top = 90 + 30 * len(notes)
+    height = top + 30 + sum(heading + size * row_height + gap for size in sizes)
     figure = _figure(height)
     _title(figure, height, title)
-    totals = commune.totals
-    _notes(figure, height, 62, [f"Hoàn thành khóa cơ bản: {number(totals.finished_core)}/{number(totals.people)} "
-                                f"người ({percent(totals.finished_core, totals.people)})"])
-    top = 120
-    for (heading_text, noun, shares), size in zip(panels, sizes, strict=True):
+    _notes(figure, height, 62, notes)
+    for index, ((heading_text, noun, shares), size) in enumerate(zip(panels, sizes, strict=True)):
         _text(figure, MARGIN / WIDTH, 1 - top / height, heading_text, ha="left", va="top", fontsize=LABEL_SIZE + 1,
               fontweight="bold", color=INK)
         axes = _axes(figure, height, top=top + heading, rows=size, row_height=row_height, left=LABELS)
-        shown = sorted(shares, key=lambda share: share.order)[:SHOWN_UNITS]
+        ordered = shares if index < len(keep_order) and keep_order[index] else sorted(shares, key=lambda s: s.order)
+        shown = ordered[:SHOWN_UNITS]
         if shown:
             _bars(axes, [_Bar(share.name, share.finished / share.people * 100 if share.people else 0,
                               f"{percent(share.finished, share.people)} ({number(share.finished)}/"

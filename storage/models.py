@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, UniqueConstraint
@@ -335,6 +335,38 @@ class HouseholdCodeTry(SQLModel, table=True):
     at: datetime = _when()
 
 
+class Certificate(SQLModel, table=True):
+    """A certificate of a finished course, as it was issued: name, course and commune are copied, so a
+    later change of the course (or of the commune's name) never changes a certificate already given.
+
+    `code` is what the certificate prints and the QR code carries: 12 characters from
+    storage.access.CODE_ALPHABET, unguessable but not secret (it is stored as it is, to draw the PDF
+    again). One per person and course; the person's erasure deletes it (storage.queries.erase_person).
+    """
+
+    __table_args__ = (UniqueConstraint("person_id", "course_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=16, unique=True)
+    person_id: int | None = _fk("person.id")
+    course_id: str = Field(max_length=40)
+    course_title: str = Field(max_length=200)
+    lesson_count: int
+    full_name: str = Field(max_length=120)
+    commune_name: str = Field(max_length=100)
+    issued_at: datetime = _when()
+    issued_on: date  # the date printed, in the commune's time zone when it was issued
+
+
+class CertificateCodeTry(SQLModel, table=True):
+    """A certificate code that matched nothing, typed in a chat (like InviteCodeTry): a few, then a wait."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=20)
+    external_id: str = Field(max_length=64, index=True)
+    at: datetime = _when()
+
+
 def column_length(model: type[SQLModel], column: str) -> int:
     """The length of a string column, read from the table so a limit elsewhere cannot drift from it."""
     return model.__table__.c[column].type.length  # type: ignore[attr-defined, no-any-return]
@@ -343,5 +375,5 @@ def column_length(model: type[SQLModel], column: str) -> int:
 ALL_TABLES = [
     Village, Organisation, Household, PopulationFigure, Person, ChannelAccount, Membership, RoleGrant,
     InviteCode, InviteCodeTry, AuditLog, LessonProgress, QuizAttempt, Answer, Activity,
-    ConversationState, ProcessedUpdate, InboxUpdate, HouseholdCodeTry,
+    ConversationState, ProcessedUpdate, InboxUpdate, HouseholdCodeTry, Certificate, CertificateCodeTry,
 ]

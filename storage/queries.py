@@ -16,6 +16,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.models import (
     Activity,
     Answer,
+    Certificate,
+    CertificateCodeTry,
     ChannelAccount,
     ConversationState,
     Household,
@@ -260,7 +262,7 @@ async def remove_from_household(session: AsyncSession, person_id: int, household
     return result.rowcount == 1
 
 
-ChatTry = type[HouseholdCodeTry] | type[InviteCodeTry]
+ChatTry = type[HouseholdCodeTry] | type[InviteCodeTry] | type[CertificateCodeTry]
 
 
 async def chat_tries(session: AsyncSession, model: ChatTry, channel: str, external_id: str,
@@ -421,7 +423,8 @@ async def erase_person(session: AsyncSession, person: Person, keep_state_id: int
     household_id = person.household_id
     attempt_ids = select(QuizAttempt.id).where(QuizAttempt.person_id == person_id)
     await session.exec(delete(Answer).where(col(Answer.attempt_id).in_(attempt_ids)))
-    for model in (QuizAttempt, LessonProgress, Membership, RoleGrant):
+    # Certificates too: they carry the person's name (verifying one afterwards finds nothing).
+    for model in (QuizAttempt, LessonProgress, Membership, RoleGrant, Certificate):
         await session.exec(delete(model).where(model.person_id == person_id))
     # Invitations they made or used stay (the audit log refers to them) without pointing at anyone.
     await session.exec(update(InviteCode).where(col(InviteCode.created_by) == person_id).values(created_by=None))
