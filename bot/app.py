@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
 import random
 import threading
-from concurrent.futures import Executor, ProcessPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from bot.settings import Settings
 from content.loader import load_catalog
@@ -55,6 +58,10 @@ def warm_renderer() -> None:
     import reports.charts  # noqa: F401
 
 
+T = TypeVar("T")
+RENDERER_NICENESS = 10
+
+
 def _start_renderer() -> None:
     """In the renderer process: end with the bot, even when the bot is killed with SIGKILL.
 
@@ -71,21 +78,47 @@ def _start_renderer() -> None:
         os._exit(0)
 
     threading.Thread(target=watch, name="hocvuso-renderer-watch", daemon=True).start()
+    # Charts and reports are background work: on a small machine a commune's report kept both cores
+    # busy and the chats waited (residents' p99 7.7 times higher, docs/BENCHMARKS.md). A lower
+    # priority lets every chat turn go first; the report only takes the time the chats leave.
+    with contextlib.suppress(AttributeError, OSError):  # no nice() on Windows
+        os.nice(RENDERER_NICENESS)
     # Where the home folder is not writable (a service account), matplotlib falls back to a temporary
     # cache by itself; its English warning about that would be the only line on the operator's stderr.
     logging.getLogger("matplotlib").setLevel(logging.ERROR)
     warm_renderer()
 
 
-def process_renderer() -> ProcessPoolExecutor:
-    """One process that draws charts and writes files for `hocvuso run`.
+class Renderer(Executor):
+    """Two processes at a lower priority: one for what a resident waits on (a certificate at the end of
+    the course), one for leaders' charts and reports. A single queue made a resident who finished the
+    course wait seconds behind ten leaders' charts or a commune's report (docs/BENCHMARKS.md)."""
+
+    def __init__(self) -> None:
+        spawn = multiprocessing.get_context("spawn")
+        self._residents = ProcessPoolExecutor(max_workers=1, mp_context=spawn, initializer=_start_renderer)
+        self._leaders = ProcessPoolExecutor(max_workers=1, mp_context=spawn, initializer=_start_renderer)
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        if fn is warm_renderer:  # start both now, not on the first chart or certificate
+            self._residents.submit(fn)
+            return self._leaders.submit(fn)  # type: ignore[return-value]
+        pool = self._residents if getattr(fn, "for_residents", False) else self._leaders
+        return pool.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        for pool in (self._residents, self._leaders):
+            pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
+def process_renderer() -> Renderer:
+    """The processes that draw charts and write files for `hocvuso run`.
 
     Drawing a chart is about 50 ms of pure Python; on a thread it holds the GIL and, with ten leaders
     asking at once, tripled the chats' p99 (docs/BENCHMARKS.md). "spawn" starts a clean interpreter,
     not a fork of one with an event loop and open database connections.
     """
-    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_start_renderer)
+    return Renderer()
 
 
 async def build_services(

@@ -160,3 +160,8 @@ def render_certificate(data: CertificateData) -> bytes:
         pdf.image(io.BytesIO(qr_png(data.verify_url)), x=right_edge - QR_SIZE, y=bottom - QR_SIZE,
                   w=QR_SIZE, h=QR_SIZE, alt_text="Mã QR xác thực giấy chứng nhận")
     return bytes(pdf.output())
+
+
+# A resident waits on it at the end of the course: hocvuso run draws it in the residents' renderer
+# process, never queued behind leaders' charts and reports (bot/app.Renderer).
+render_certificate.for_residents = True  # type: ignore[attr-defined]
