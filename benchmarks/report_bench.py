@@ -37,9 +37,8 @@ from zoneinfo import ZoneInfo
 
 from content.loader import load_catalog
 from content.schema import answer_key
-from reports.report_files import ReportRequest, make_report
-from storage.db import Database
-from storage.report import Scope, gather_report, reporting_period
+from reports.report_files import ReportRequest, count_report, make_report
+from storage.report import Scope, reporting_period
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 TARGET_COMMUNE_S, TARGET_PROVINCE_S, TARGET_MB = 2.0, 15.0, 500.0
@@ -65,7 +64,7 @@ def child(url: str, kind: str, unit_id: int | None, year: int, repeats: int, cou
     def once() -> tuple[float, dict[str, Any]]:
         started = time.perf_counter()
         if count_only:
-            report = asyncio.run(_count(request))
+            report = asyncio.run(count_report(request))
             sizes: dict[str, Any] = {}
         else:
             report, files = make_report(request)
@@ -83,15 +82,6 @@ def child(url: str, kind: str, unit_id: int | None, year: int, repeats: int, cou
         "warm_median_s": round(statistics.median(warm), 3) if warm else None,
         "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), **shape,
     }
-
-
-async def _count(request: ReportRequest) -> Any:
-    database = Database(request.database_url)
-    try:
-        return await gather_report(database, request.scope, request.period, request.core, request.lesson_order,
-                                   request.made_at)
-    finally:
-        await database.dispose()
 
 
 def measure(url: str, kind: str, unit_id: int | None, year: int, repeats: int, count_only: bool) -> dict[str, Any]:

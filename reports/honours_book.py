@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 from io import BytesIO
-from typing import Any
 
 from openpyxl import Workbook
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
+from reports.cells import header, put
+from reports.cells import number as vietnamese_number
 from storage.rankings import Honoured, HonoursList
 
 SHEET = "Hoàn thành"
@@ -36,10 +36,11 @@ WIDTH_MIN, WIDTH_MAX, SCORE_WIDTH = 8, 40, 12  # characters
 
 
 def hidden_note(honours: HonoursList) -> str:
-    listed = _number(len(honours.rows))
+    listed = vietnamese_number(len(honours.rows))
     if not honours.hidden:
         return f"Có {listed} người; mọi người đều đã đồng ý hiện tên."
-    return (f"Có {listed} người có tên trong danh sách. {_number(honours.hidden)} người khác cũng đã học xong "
+    hidden = vietnamese_number(honours.hidden)
+    return (f"Có {listed} người có tên trong danh sách. {hidden} người khác cũng đã học xong "
             "nhưng chưa đồng ý hiện tên nên chỉ được đếm.")
 
 
@@ -55,17 +56,13 @@ def honours_workbook(honours: HonoursList, lesson_titles: Sequence[str], *, comm
     assert sheet is not None  # a new workbook always has its first sheet
     sheet.title = SHEET
     columns = [*FIXED, *lesson_titles, AVERAGE]
-    _put(sheet, TITLE_ROW, 1, TITLE.format(commune=commune, day=f"{day:%d/%m/%Y}")).font = Font(bold=True, size=14)
-    _put(sheet, PURPOSE_ROW, 1, PURPOSE).font = Font(italic=True)
-    _put(sheet, NOTE_ROW, 1, hidden_note(honours)).font = Font(italic=True)
-    for index, name in enumerate(columns, start=1):
-        cell = _put(sheet, HEADER_ROW, index, name)
-        cell.font = Font(bold=True)
-        cell.fill = PatternFill("solid", fgColor="DDE6F0")
-        cell.alignment = Alignment(wrap_text=True, vertical="center")
+    put(sheet, TITLE_ROW, 1, TITLE.format(commune=commune, day=f"{day:%d/%m/%Y}")).font = Font(bold=True, size=14)
+    put(sheet, PURPOSE_ROW, 1, PURPOSE).font = Font(italic=True)
+    put(sheet, NOTE_ROW, 1, hidden_note(honours)).font = Font(italic=True)
+    header(sheet, HEADER_ROW, columns)
     for number, person in enumerate(honours.rows, start=1):
         for index, value in enumerate(_values(number, person), start=1):
-            cell = _put(sheet, HEADER_ROW + number, index, value)
+            cell = put(sheet, HEADER_ROW + number, index, value)
             if index == DATE_COLUMN:
                 cell.number_format = DATE_FORMAT
             elif index == len(columns):
@@ -93,15 +90,6 @@ def _values(number: int, person: Honoured) -> list[object]:
     ]
 
 
-def _put(sheet: Worksheet, row: int, column: int, value: object) -> Any:
-    """Write one cell; text stays text even when it starts with "=" (a typed name is never a formula)."""
-    if isinstance(value, str):
-        value = ILLEGAL_CHARACTERS_RE.sub("", value)
-    cell = sheet.cell(row=row, column=column, value=value)  # type: ignore[arg-type]
-    if isinstance(value, str):
-        cell.data_type = "s"
-    return cell
-
 
 def _size_columns(sheet: Worksheet, honours: HonoursList) -> None:
     widths = [len(name) for name in FIXED]
@@ -115,6 +103,3 @@ def _size_columns(sheet: Worksheet, honours: HonoursList) -> None:
         sheet.column_dimensions[get_column_letter(index)].width = SCORE_WIDTH
     sheet.row_dimensions[HEADER_ROW].height = 60
 
-
-def _number(value: int) -> str:
-    return f"{value:,}".replace(",", ".")

@@ -7,14 +7,13 @@ many more are counted but not named.
 from __future__ import annotations
 
 from io import BytesIO
-from typing import Any
 
 from openpyxl import Workbook
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
+from reports.cells import header, number, put
 from storage.figures import MemberList, MemberProgress
 
 SHEET = "Thành viên"
@@ -31,10 +30,10 @@ WIDTH_MIN, WIDTH_MAX = 12, 40  # characters
 
 def hidden_note(members: MemberList) -> str:
     """The note under the title: how many are counted but not named, and why."""
-    listed = _number(len(members.rows))
+    listed = number(len(members.rows))
     if not members.hidden:
         return f"Danh sách có {listed} người; mọi người đều đã đồng ý hiện tên."
-    return (f"Danh sách có {listed} người. {_number(members.hidden)} người chưa đồng ý hiện tên nên không có "
+    return (f"Danh sách có {listed} người. {number(members.hidden)} người chưa đồng ý hiện tên nên không có "
             "trong danh sách.")
 
 
@@ -48,16 +47,12 @@ def members_workbook(title: str, members: MemberList, *, organisation: bool) -> 
     assert sheet is not None  # a new workbook always has its first sheet
     sheet.title = SHEET
     columns = [*COLUMNS, STATUS] if organisation else COLUMNS
-    _put(sheet, TITLE_ROW, 1, title).font = Font(bold=True, size=14)
-    _put(sheet, NOTE_ROW, 1, hidden_note(members)).font = Font(italic=True)
-    for index, name in enumerate(columns, start=1):
-        cell = _put(sheet, HEADER_ROW, index, name)
-        cell.font = Font(bold=True)
-        cell.fill = PatternFill("solid", fgColor="DDE6F0")
-        cell.alignment = Alignment(wrap_text=True, vertical="center")
+    put(sheet, TITLE_ROW, 1, title).font = Font(bold=True, size=14)
+    put(sheet, NOTE_ROW, 1, hidden_note(members)).font = Font(italic=True)
+    header(sheet, HEADER_ROW, columns)
     for offset, member in enumerate(members.rows, start=1):
         for index, value in enumerate(_values(member, organisation), start=1):
-            cell = _put(sheet, HEADER_ROW + offset, index, value)
+            cell = put(sheet, HEADER_ROW + offset, index, value)
             if index == DATE_COLUMN + 1:
                 cell.number_format = DATE_FORMAT
     _size_columns(sheet, columns, members, organisation)
@@ -82,15 +77,6 @@ def _values(member: MemberProgress, organisation: bool) -> list[object]:
     return values
 
 
-def _put(sheet: Worksheet, row: int, column: int, value: object) -> Any:
-    """Write one cell; text stays text even when it starts with "=" (a typed name is never a formula)."""
-    if isinstance(value, str):
-        value = ILLEGAL_CHARACTERS_RE.sub("", value)
-    cell = sheet.cell(row=row, column=column, value=value)  # type: ignore[arg-type]
-    if isinstance(value, str):
-        cell.data_type = "s"
-    return cell
-
 
 def _size_columns(sheet: Worksheet, columns: list[str], members: MemberList, organisation: bool) -> None:
     widths = [len(name) for name in columns]
@@ -100,6 +86,3 @@ def _size_columns(sheet: Worksheet, columns: list[str], members: MemberList, org
     for index, width in enumerate(widths, start=1):
         sheet.column_dimensions[get_column_letter(index)].width = min(max(width + 2, WIDTH_MIN), WIDTH_MAX)
 
-
-def _number(value: int) -> str:
-    return f"{value:,}".replace(",", ".")

@@ -16,9 +16,10 @@ from typing import Any
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 
+from reports.cells import HEADER_FILL
 from reports.report_text import (
     GROUP_NAMES,
     INDICATORS,
@@ -37,7 +38,6 @@ PERCENT = "0.0%"
 INTEGER = "#,##0"
 HEADER_ROW = 5  # after the title, the period, the note and a blank row
 WIDTH_MIN, WIDTH_MAX = 10, 60
-HEADER_FILL = PatternFill("solid", fgColor="DDE6F0")
 YES, NOT_YET = "Có", "Chưa"
 
 

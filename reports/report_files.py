@@ -72,11 +72,12 @@ class ReportRequest:
 def make_report(request: ReportRequest) -> tuple[Report, ReportFiles]:
     """Count the unit's figures on a connection of its own and build the three files (synchronous: it
     runs on the renderer's process or a worker thread, with an event loop of its own)."""
-    report = asyncio.run(_count(request))
+    report = asyncio.run(count_report(request))
     return report, report_files(report, request.commune_name, request.lesson_titles, request.question_texts)
 
 
-async def _count(request: ReportRequest) -> Report:
+async def count_report(request: ReportRequest) -> Report:
+    """The figures alone, on a connection of their own (also what a province's summary times)."""
     database = Database(request.database_url)
     try:
         return await gather_report(database, request.scope, request.period, request.core, request.lesson_order,
