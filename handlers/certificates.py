@@ -20,6 +20,7 @@ and names are never logged.
 from __future__ import annotations
 
 import asyncio
+import unicodedata
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -255,13 +256,15 @@ async def view_ask_code(turn: Turn) -> Replies:
 async def verify_text(turn: Turn, text: str) -> Replies:
     """Check a typed code; a made-up, mistyped or erased one all get NOT_FOUND."""
     code = certificates.normalise_code(text)
-    if code is None:
+    if code is None and not _shaped_like_a_code(text):
         turn.goto("ask_certificate_code")
         return [Reply(BAD_FORMAT), *await view_ask_code(turn)]
     waiting = await _waiting(turn)
     if waiting is not None:
         return waiting
-    row = await certificates.by_code(turn.session, code)
+    # Twelve letters and digits with one that no code uses (a B for an 8) match nothing: the person
+    # hears "not found", not that the shape is wrong, and the try counts like any other miss.
+    row = await certificates.by_code(turn.session, code) if code is not None else None
     if row is None:
         await queries.record_chat_try(turn.session, CertificateCodeTry, turn.incoming.channel,
                                       turn.incoming.user_id, turn.now, TRIES_WINDOW)
@@ -271,6 +274,12 @@ async def verify_text(turn: Turn, text: str) -> Replies:
         turn.goto("ask_certificate_code")
         return [Reply(NOT_FOUND), *await view_ask_code(turn)]
     return await show_main_menu(turn, genuine_text(Issued.of(row)))
+
+
+def _shaped_like_a_code(text: str) -> bool:
+    """Twelve letters or digits once spaces and dashes are left out, whatever the letters."""
+    flat = "".join(character for character in unicodedata.normalize("NFKC", text) if character not in " -_.–—")
+    return len(flat) == certificates.CODE_LENGTH and flat.isascii() and flat.isalnum()
 
 
 async def _waiting(turn: Turn) -> Replies | None:
