@@ -58,8 +58,9 @@ class Services:
     # the chats, so `hocvuso run` gives a process (bot/app.process_renderer; docs/BENCHMARKS.md). None
     # is the event loop's default thread pool: the terminal chat and tests, where one person waits.
     renderer: Executor | None = None
-    # Files this process made recently, so a double tap or a flood of /baocao builds a report once
-    # (handlers/report.py). In memory on purpose: losing it on restart only costs one more build.
+    # What this process counted or made recently, so a double tap or a flood builds a report once
+    # (handlers/report.py) and counts the rankings once a minute (handlers/rankings.py). In memory on
+    # purpose: losing it on restart only costs one more count.
     recent_files: dict[Any, Any] = field(default_factory=dict, compare=False)
 
 

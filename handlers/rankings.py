@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from handlers import texts
 from handlers.context import NOT_FETCHED, NeedsPrefetch, Services, Turn
@@ -46,6 +46,8 @@ NONE_IMPROVED = "Chưa có đơn vị nào tăng tỉ lệ."
 LEFT_OUT = "\n\n{count} đơn vị chưa đủ {minimum} người nên chưa xếp hạng."
 HONOURS_CAPTION = "📄 Danh sách người học xong tất cả các bài, để xét đề xuất khen thưởng. {note}"
 RANKED_SHOWN = 5
+RANKINGS_KEY = ("rankings",)
+RANKINGS_REUSED_FOR = timedelta(minutes=1)
 IMPROVED_SHOWN = 3
 
 
@@ -71,7 +73,13 @@ async def prefetch_rankings(services: Services, incoming: Incoming, _argument: s
             return None
     core = tuple(services.catalog.core_course.lessons)
     minimum = services.config.ranking_min_people
+    # The rankings hold no one's name and are the same for everyone: counted once a minute at most, so
+    # a crowd (or one chat pressing again and again) costs one count.
+    recent = services.recent_files.get(RANKINGS_KEY)
+    if recent is not None and now - recent[0] < RANKINGS_REUSED_FOR:
+        return PreparedRankings(recent[1])
     counted = await services.database.read(lambda c: rankings.rankings(c, core, now, minimum))
+    services.recent_files[RANKINGS_KEY] = (now, counted)
     return PreparedRankings(counted)
 
 

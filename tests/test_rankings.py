@@ -609,3 +609,25 @@ def test_the_rankings_text_shows_five_of_each_and_says_what_is_left():
     assert section(text, "📈 Tiến bộ nhất 30 ngày qua:", "\n\n") == [
         "• Thôn 8: từ 0/0 (0%) lên 3/12 (25%)", "• Thôn 9: từ 0/30 (0%) lên 1/40 (2,5%)"]
     assert text.endswith("4 đơn vị chưa đủ 12 người nên chưa xếp hạng.")
+
+
+async def test_the_rankings_are_counted_once_a_minute_whoever_asks(dispatcher, services, monkeypatch):
+    import handlers.rankings
+
+    counted = []
+    real = rankings.rankings
+
+    def counting(*args, **kwargs):
+        counted.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(handlers.rankings.rankings, "rankings", counting)
+    first, second = Chat(dispatcher, user="mot"), Chat(dispatcher, user="hai")
+    await register_viewer(first, "Người Một")
+    await register_viewer(second, "Người Hai")
+    for chat in (first, second, first, first):
+        assert "🏆 Thi đua" in await chat.say("/xephang")
+    assert len(counted) == 1  # a crowd, or one chat pressing again and again, costs one count
+    services.clock.advance(minutes=2)
+    assert "🏆 Thi đua" in await second.say("/xephang")
+    assert len(counted) == 2
