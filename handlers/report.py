@@ -19,7 +19,7 @@ from handlers.core import Attachment, Incoming, Keyboard, Reply
 from handlers.home import show_main_menu
 from handlers.numbers import action_number
 from handlers.registry import Registry, Replies
-from handlers.unit_figures import Unit, allowed, parse_unit, unit_title, units_of
+from handlers.unit_figures import Unit, allowed, audit_unit, choose_unit, parse_unit, unit_title, units_of
 from reports.report_files import ReportRequest
 from reports.report_text import percent
 from storage import access, queries
@@ -218,19 +218,11 @@ def _replies(prepared: Prepared, several_units: bool) -> Replies:
 
 
 async def _choose_unit(turn: Turn, scopes: access.Scopes) -> Replies:
-    keyboard = Keyboard()
-    for unit in reportable_units(scopes):
-        keyboard.add(await unit_title(turn.session, unit), f"bc:{unit.key}")
-    turn.goto("main")
-    return [Reply(WHICH_UNIT, keyboard.add(texts.BTN_MENU, "menu").build())]
+    return await choose_unit(turn, reportable_units(scopes), "bc", WHICH_UNIT)
 
 
 async def _audit(turn: Turn, unit: Unit | None, outcome: str) -> None:
-    await access.audit(
-        turn.session, turn.now, turn.person.id if turn.person else None, "report", outcome,
-        organisation_id=unit.id if unit and unit.kind == "org" else None,
-        village_id=unit.id if unit and unit.kind == "village" else None,
-    )
+    await audit_unit(turn, unit, "report", outcome)
 
 
 def register(registry: Registry) -> None:

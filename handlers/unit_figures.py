@@ -221,7 +221,7 @@ async def _show(turn: Turn, argument: str, *, export: bool) -> Replies:
     if unit is None and not argument and len(units_of(scopes)) > 1:
         return await _choose_unit(turn, scopes)
     if unit is None or not allowed(scopes, unit):
-        await _audit(turn, unit, "members_export" if export else "figures_view", "refused")
+        await audit_unit(turn, unit, "members_export" if export else "figures_view", "refused")
         return await show_main_menu(turn, NOT_ALLOWED)
     if turn.prefetched is NOT_FETCHED:
         raise NeedsPrefetch("list" if export else "figures", unit.key)
@@ -230,7 +230,7 @@ async def _show(turn: Turn, argument: str, *, export: bool) -> Replies:
         # Only when access changed between the read and the turn (a role revoked meanwhile).
         keyboard = Keyboard().add(BTN_AGAIN, f"{'tkx' if export else 'tk'}:{unit.key}").add(texts.BTN_MENU, "menu")
         return [Reply(NOT_READY, keyboard.build())]
-    await _audit(turn, unit, "members_export" if export else "figures_view", "ok")
+    await audit_unit(turn, unit, "members_export" if export else "figures_view", "ok")
     turn.goto("main")
     keyboard = Keyboard()
     if not export:
@@ -247,14 +247,20 @@ async def _show(turn: Turn, argument: str, *, export: bool) -> Replies:
 
 
 async def _choose_unit(turn: Turn, scopes: access.Scopes) -> Replies:
+    return await choose_unit(turn, units_of(scopes), "tk", WHICH_UNIT)
+
+
+async def choose_unit(turn: Turn, units: list[Unit], action: str, question: str) -> Replies:
+    """A button per unit (its name), each pressing `action:<unit key>`."""
     keyboard = Keyboard()
-    for unit in units_of(scopes):
-        keyboard.add(await unit_title(turn.session, unit), f"tk:{unit.key}")
+    for unit in units:
+        keyboard.add(await unit_title(turn.session, unit), f"{action}:{unit.key}")
     turn.goto("main")
-    return [Reply(WHICH_UNIT, keyboard.add(texts.BTN_MENU, "menu").build())]
+    return [Reply(question, keyboard.add(texts.BTN_MENU, "menu").build())]
 
 
-async def _audit(turn: Turn, unit: Unit | None, action: str, outcome: str) -> None:
+async def audit_unit(turn: Turn, unit: Unit | None, action: str, outcome: str) -> None:
+    """The audit line of a view of a unit's figures or files, granted or refused."""
     await access.audit(
         turn.session, turn.now, turn.person.id if turn.person else None, action, outcome,
         organisation_id=unit.id if unit and unit.kind == "org" else None,
