@@ -13,14 +13,13 @@ Each measurement runs `reports.report_files.make_report` exactly as the renderer
 `hocvuso run` does (its own connection, its own event loop), in a fresh child process, so that its peak
 memory (ru_maxrss) is the report's and nothing else's: one cold run (imports and first drawing
 included) then `--repeats` warm runs in the same child. A database given by `--url` is the province:
-its summary is the counting alone (`storage.report.gather_report`), since a province's files are made
-per commune.
+its summary is the same three files without the list of households (`hocvuso report --summary`): every
+figure is counted, the households too, but 333,333 rows are not listed.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import platform
@@ -37,14 +36,14 @@ from zoneinfo import ZoneInfo
 
 from content.loader import load_catalog
 from content.schema import answer_key
-from reports.report_files import ReportRequest, count_report, make_report
+from reports.report_files import ReportRequest, make_report
 from storage.report import Scope, reporting_period
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 TARGET_COMMUNE_S, TARGET_PROVINCE_S, TARGET_MB = 2.0, 15.0, 500.0
 
 
-def request_for(url: str, scope: Scope, year: int) -> ReportRequest:
+def request_for(url: str, scope: Scope, year: int, households: bool = True) -> ReportRequest:
     catalog = load_catalog()
     lessons = catalog.ordered_lessons()
     return ReportRequest(
@@ -54,22 +53,19 @@ def request_for(url: str, scope: Scope, year: int) -> ReportRequest:
         lesson_titles={lesson.id: lesson.title for lesson in lessons},
         question_texts={answer_key(lesson.id, question.id): question.question
                         for lesson in lessons for question in lesson.quiz},
+        households=households,
     )
 
 
-def child(url: str, kind: str, unit_id: int | None, year: int, repeats: int, count_only: bool) -> dict[str, Any]:
+def child(url: str, kind: str, unit_id: int | None, year: int, repeats: int, summary: bool) -> dict[str, Any]:
     """Runs in the child process: one cold run, then `repeats` warm ones."""
-    request = request_for(url, Scope(kind, unit_id, "đơn vị"), year)  # type: ignore[arg-type]
+    request = request_for(url, Scope(kind, unit_id, "đơn vị"), year, households=not summary)  # type: ignore[arg-type]
 
     def once() -> tuple[float, dict[str, Any]]:
         started = time.perf_counter()
-        if count_only:
-            report = asyncio.run(count_report(request))
-            sizes: dict[str, Any] = {}
-        else:
-            report, files = make_report(request)
-            sizes = {"xlsx_kb": len(files.xlsx) // 1024, "docx_kb": len(files.docx) // 1024,
-                     "png_kb": len(files.png) // 1024}
+        report, files = make_report(request)
+        sizes = {"xlsx_kb": len(files.xlsx) // 1024, "docx_kb": len(files.docx) // 1024,
+                 "png_kb": len(files.png) // 1024}
         seconds = time.perf_counter() - started
         people = report.people
         return seconds, {"registered": people.registered, "finished": people.finished,
@@ -84,9 +80,9 @@ def child(url: str, kind: str, unit_id: int | None, year: int, repeats: int, cou
     }
 
 
-def measure(url: str, kind: str, unit_id: int | None, year: int, repeats: int, count_only: bool) -> dict[str, Any]:
+def measure(url: str, kind: str, unit_id: int | None, year: int, repeats: int, summary: bool) -> dict[str, Any]:
     arguments = [sys.executable, "-m", "benchmarks.report_bench", "--child", json.dumps(
-        [url, kind, unit_id, year, repeats, count_only])]
+        [url, kind, unit_id, year, repeats, summary])]
     done = subprocess.run(arguments, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"the measuring process failed:\n{done.stderr[-3000:]}")

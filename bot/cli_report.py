@@ -28,6 +28,8 @@ def report(
     org: Annotated[str | None, typer.Option("--org", help="Tên tổ chức (mặc định: toàn xã).")] = None,
     village: Annotated[str | None, typer.Option("--village", help="Tên thôn/xóm (mặc định: toàn xã).")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Thư mục ghi ba tệp.")] = Path("."),
+    summary: Annotated[bool, typer.Option("--summary", help=(
+        "Báo cáo tóm tắt: đếm đủ mọi số liệu nhưng không kèm danh sách từng hộ (cho dữ liệu rất lớn)."))] = False,
 ) -> None:
     """Lập báo cáo năm (Excel, Word, biểu đồ PNG) cho toàn xã, một tổ chức (--org) hoặc một thôn (--village)."""
 
@@ -48,6 +50,7 @@ def report(
             lesson_titles={lesson.id: lesson.title for lesson in lessons},
             question_texts={answer_key(lesson.id, question.id): question.question
                             for lesson in lessons for question in lesson.quiz},
+            households=not summary,
         )
         with out.status("Đang đếm số liệu và lập tệp…"):
             _, files = await asyncio.to_thread(make_report, request)

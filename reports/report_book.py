@@ -83,6 +83,7 @@ def report_workbook(report: Report, lesson_title: LessonTitle, question_text: Qu
         Column("Tỷ lệ hộ", lambda row: share(row.households_reached, row.households_known), PERCENT),
     ], people.villages))
     named = report.scope.kind != "organisation"
+    households = people.households if report.households_listed else ()
     _write(book, HOUSEHOLDS, _table(report, _households_note(report), [
         Column("Hộ", lambda row: (row.head_name or NO_HEAD) if named else household_label(row.household_id)),
         Column("Thôn/xóm", lambda row: row.village),
@@ -92,7 +93,7 @@ def report_workbook(report: Report, lesson_title: LessonTitle, question_text: Qu
         Column("Người đăng ký", lambda row: row.registered),
         Column("Hoàn thành khóa cơ bản", lambda row: row.finished),
         Column("Hộ đã có người hoàn thành", lambda row: YES if row.finished else NOT_YET),
-    ], people.households))
+    ], households))
     _write(book, LESSONS, _table(report, "Bài học: các lượt làm bài kiểm tra kết thúc trong kỳ", [
         Column("Bài học", lambda row: lesson_title(row.lesson_id)),
         Column("Lượt làm bài kiểm tra", lambda row: row.attempts, INTEGER),
@@ -110,6 +111,9 @@ def report_workbook(report: Report, lesson_title: LessonTitle, question_text: Qu
 
 
 def _households_note(report: Report) -> str:
+    if not report.households_listed:
+        return ("Báo cáo tóm tắt: không kèm danh sách từng hộ. Số hộ và số hộ có người hoàn thành "
+                "ở trang Tổng hợp và trang Thôn, xóm")
     if report.scope.kind == "organisation":
         return "Hộ gia đình có thành viên của tổ chức (chỉ đếm thành viên; không ghi tên chủ hộ)"
     return "Hộ gia đình: mọi người đăng ký trong hộ"

@@ -67,6 +67,7 @@ class ReportRequest:
     commune_name: str
     lesson_titles: dict[str, str]
     question_texts: dict[str, str]
+    households: bool = True  # False: a summary without the list of households
 
 
 def make_report(request: ReportRequest) -> tuple[Report, ReportFiles]:
@@ -78,9 +79,11 @@ def make_report(request: ReportRequest) -> tuple[Report, ReportFiles]:
 
 async def count_report(request: ReportRequest) -> Report:
     """The figures alone, on a connection of their own (also what a province's summary times)."""
-    database = Database(request.database_url)
+    # Three reads at once: the people, the lessons and the answers (see gather_report). This process
+    # makes reports only, so it does not take them from the bot's own two.
+    database = Database(request.database_url, read_threads=3)
     try:
         return await gather_report(database, request.scope, request.period, request.core, request.lesson_order,
-                                   request.made_at)
+                                   request.made_at, request.households)
     finally:
         await database.dispose()

@@ -141,8 +141,10 @@ class DatabaseFileGone(RuntimeError):
 class Database:
     """Owns the engine and hands out sessions that keep objects usable after commit."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, read_threads: int = READ_THREADS) -> None:
+        """`read_threads`: how many long reads run at once on SQLite (see `read`)."""
         self.url = url
+        self._read_thread_count = read_threads
         self.engine = create_engine(url)
         database = make_url(url).database if is_sqlite(url) else None
         self._file = Path(database) if database and database != ":memory:" else None
@@ -223,7 +225,7 @@ class Database:
                     return await connection.run_sync(work)
         if self._reader is None:
             self._reader = create_sqlite_reader(self.url)
-            self._read_threads = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="hocvuso-read",
+            self._read_threads = ThreadPoolExecutor(self._read_thread_count, thread_name_prefix="hocvuso-read",
                                                     initializer=_lower_priority)
         reader = self._reader
 

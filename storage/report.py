@@ -15,12 +15,27 @@ people and the lessons are two reads, so on SQLite they run side by side on its 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, Table, and_, func, literal, select, true
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Integer,
+    MetaData,
+    Select,
+    Subquery,
+    Table,
+    and_,
+    case,
+    func,
+    literal,
+    select,
+    text,
+    true,
+)
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.engine import Connection
 
@@ -196,12 +211,17 @@ class Report:
     core_total: int
     people: PeopleFigures
     lessons: tuple[LessonLine, ...]  # in course order
+    households_listed: bool = True  # False: a summary, its households counted but not listed
 
 
 # --- the unit's people ---------------------------------------------------------------------------
-# A few narrow reads (one row per person, membership, household), counted here in Python: one pass
-# over each table instead of a dozen GROUP BYs that each join the people who finished. The report is
-# made in the renderer process (handlers/report.py), so this Python does not hold the bot's GIL.
+# Counted two ways, to the same tallies (`_Tallies`), then laid out in lines by one set of functions.
+# On SQLite (one commune, tens of thousands of people) a few narrow reads come up to Python and are
+# counted in one pass each: a reader connection may not create even a temporary table, and a CTE of who
+# finished, recomputed by each of five GROUP BYs, doubled the time. On PostgreSQL (up to a province, a
+# million people) everything is counted in SQL: who finished goes once into a temporary table dropped
+# with the read's transaction, and nothing per person comes up to Python. Both run in the renderer
+# process (handlers/report.py), so neither holds the bot's GIL.
 
 def _in_scope(scope: Scope, person: Table = _person) -> ColumnElement[bool]:
     if scope.kind == "village":
@@ -216,78 +236,64 @@ def _in_scope(scope: Scope, person: Table = _person) -> ColumnElement[bool]:
 def _finished_by(core: Sequence[str], period: Period) -> Select[tuple[int]]:
     """The ids of people who had completed every core lesson when the period ended."""
     progress = _progress.c
-    done = func.count().filter(
-        progress.status == "completed", progress.lesson_id.in_(list(core)), progress.completed_at < period.end
+    query = (
+        select(progress.person_id.label("person_id"))
+        .where(progress.status == "completed", progress.lesson_id.in_(list(core)), progress.completed_at < period.end)
+        .group_by(progress.person_id)
     )
-    query = select(progress.person_id).group_by(progress.person_id)
-    return query.having(done == len(core)) if core else query.where(literal(False))
+    return query.having(func.count() == len(core)) if core else query.where(literal(False))
 
 
-@dataclass(frozen=True)
-class _Someone:
-    id: int
-    village: int | None
-    household: int | None
-    group: str | None
-    vneid: bool
-    finished: bool
+@dataclass
+class _Tallies:
+    """The unit's people counted: (registered, finished, VNeID level 2) per group and per village,
+    (members, confirmed, finished, VNeID) per organisation, (known, reached) households per village."""
+
+    groups: dict[str | None, tuple[int, int, int]]
+    organisations: dict[int, tuple[int, int, int, int]]
+    village_people: dict[int, tuple[int, int, int]]
+    village_homes: dict[int, tuple[int, int]]
+    households: tuple[HouseholdLine, ...]
+    households_known: int
+    households_reached: int
 
 
-def people_figures(connection: Connection, scope: Scope, core: Sequence[str], period: Period) -> PeopleFigures:
-    """The unit's people by group, organisation, village and household, and its counts of the period."""
+def people_figures(
+    connection: Connection, scope: Scope, core: Sequence[str], period: Period, households: bool = True
+) -> PeopleFigures:
+    """The unit's people by group, organisation, village and household, and its counts of the period.
+    `households=False` leaves out the list of households (a province's summary), not their counts."""
     core = list(dict.fromkeys(core))
-    finished = {row[0] for row in connection.execute(_finished_by(core, period)).all()}
-    person = _person.c
-    everyone = [
-        _Someone(id_, village, household, group, vneid == "yes", id_ in finished)
-        for id_, village, household, group, vneid in connection.execute(
-            select(person.id, person.village_id, person.household_id, person.target_group, person.vneid_level2)
-            .where(person.created_at < period.end)
-        ).all()  # all(): one fetchall, a third of the cost of fetching 30,000 rows one by one
-    ]
-    memberships = connection.execute(
-        select(_membership.c.person_id, _membership.c.organisation_id, _membership.c.confirmed)
-    ).all()
-    ours = _scoped(scope, everyone, memberships)
-    households, known, reached = _households(connection, scope, period, everyone, ours)
+    count = _tally_in_python if connection.dialect.name == "sqlite" else _tally_in_sql
+    tallies = count(connection, scope, core, period, households)
     return PeopleFigures(
-        groups=_groups(connection, scope, ours),
-        households_known=known,
-        households_reached=reached,
+        groups=_group_lines(connection, scope, tallies.groups),
+        households_known=tallies.households_known,
+        households_reached=tallies.households_reached,
         lessons_finished=_count_in_period(connection, scope, period, _progress, _progress.c.completed_at),
         quizzes_passed=_count_in_period(
             connection, scope, period, _attempt, _attempt.c.finished_at,
             _attempt.c.kind == "lesson", _attempt.c.passed.is_(True),
         ),
         people_active=_active_in_period(connection, scope, period),
-        organisations=_organisations(connection, scope, ours, memberships),
-        villages=_villages(connection, scope, period, everyone, ours),
-        households=households,
+        organisations=_organisation_lines(connection, scope, tallies.organisations),
+        villages=_village_lines(connection, scope, tallies.village_people, tallies.village_homes),
+        households=tallies.households,
     )
 
 
-def _scoped(scope: Scope, everyone: list[_Someone], memberships: Sequence[Any]) -> list[_Someone]:
-    if scope.kind == "village":
-        return [someone for someone in everyone if someone.village == scope.unit_id]
-    if scope.kind == "organisation":
-        members = {person_id for person_id, organisation_id, _ in memberships if organisation_id == scope.unit_id}
-        return [someone for someone in everyone if someone.id in members]
-    return everyone
-
-
-def _groups(connection: Connection, scope: Scope, ours: list[_Someone]) -> tuple[GroupLine, ...]:
-    counted: dict[str | None, list[int]] = {}
-    for someone in ours:
-        tally = counted.setdefault(someone.group, [0, 0, 0])
-        tally[0] += 1
-        tally[1] += someone.finished
-        tally[2] += someone.vneid
+def _group_lines(
+    connection: Connection, scope: Scope, counted: dict[str | None, tuple[int, int, int]]
+) -> tuple[GroupLine, ...]:
+    """The four groups in the framework's order, then people who did not say, then any group no
+    longer offered (they still count)."""
+    counted = dict(counted)
     population = _population_of(connection, scope)
     lines = []
     for group in [*(str(group) for group in CitizenGroup), None]:
         registered, done, vneid = counted.pop(group, (0, 0, 0))
         lines.append(GroupLine(group, registered, done, vneid, population.get(group) if group else None))
-    for group, (registered, done, vneid) in counted.items():  # a group no longer offered still counts
+    for group, (registered, done, vneid) in sorted(counted.items(), key=lambda item: str(item[0])):
         lines.append(GroupLine(group, registered, done, vneid, None))
     return tuple(lines)
 
@@ -323,22 +329,11 @@ def _active_in_period(connection: Connection, scope: Scope, period: Period) -> i
     return int(connection.execute(query).scalar_one())
 
 
-def _organisations(
-    connection: Connection, scope: Scope, ours: list[_Someone], memberships: Sequence[Any]
+def _organisation_lines(
+    connection: Connection, scope: Scope, counts: dict[int, tuple[int, int, int, int]]
 ) -> tuple[OrganisationLine, ...]:
     """Every organisation for the commune; for a village, those with residents of it among their
     members; for an organisation, itself."""
-    people = {someone.id: someone for someone in ours}
-    counts: dict[int, list[int]] = {}
-    for person_id, organisation_id, confirmed in memberships:
-        someone = people.get(person_id)
-        if someone is None:
-            continue
-        tally = counts.setdefault(organisation_id, [0, 0, 0, 0])
-        tally[0] += 1
-        tally[1] += bool(confirmed)
-        tally[2] += someone.finished
-        tally[3] += someone.vneid
     organisations = connection.execute(select(_organisation.c.id, _organisation.c.name, _organisation.c.kind)).all()
     lines = []
     for id_, name, kind in sorted(organisations, key=lambda row: (text_order(row.name), row.id)):
@@ -346,40 +341,16 @@ def _organisations(
             continue
         if scope.kind == "village" and id_ not in counts:
             continue
-        people_, confirmed, done, vneid = counts.get(id_, (0, 0, 0, 0))
-        lines.append(OrganisationLine(name, kind, people_, confirmed, done, vneid))
+        people, confirmed, done, vneid = counts.get(id_, (0, 0, 0, 0))
+        lines.append(OrganisationLine(name, kind, people, confirmed, done, vneid))
     return tuple(lines)
 
 
-def _counted_in_households(scope: Scope, everyone: list[_Someone], ours: list[_Someone]) -> list[_Someone]:
-    """Whose learning counts for a household: an organisation counts only its members; a village and
-    the commune count everyone in the household, wherever they say they live (as /thongke does)."""
-    return ours if scope.kind == "organisation" else everyone
-
-
-def _villages(
-    connection: Connection, scope: Scope, period: Period, everyone: list[_Someone], ours: list[_Someone]
+def _village_lines(
+    connection: Connection, scope: Scope, people: dict[int, tuple[int, int, int]], homes: dict[int, tuple[int, int]]
 ) -> tuple[VillageLine, ...]:
     """Every village for the commune; for a village, itself; for an organisation, the villages its
     members live in."""
-    people: dict[int, list[int]] = {}
-    for someone in ours:
-        if someone.village is not None:
-            tally = people.setdefault(someone.village, [0, 0, 0])
-            tally[0] += 1
-            tally[1] += someone.finished
-            tally[2] += someone.vneid
-    reached_homes = {someone.household for someone in _counted_in_households(scope, everyone, ours)
-                     if someone.finished and someone.household is not None}
-    homes: dict[int, list[int]] = {}
-    household = _household.c
-    for id_, village in connection.execute(
-        select(household.id, household.village_id)
-        .where(household.village_id.is_not(None), household.created_at < period.end)
-    ).all():
-        tally = homes.setdefault(village, [0, 0])
-        tally[0] += 1
-        tally[1] += id_ in reached_homes
     population = {
         village: total for village, total in connection.execute(
             select(_population.c.village_id, func.sum(_population.c.count))
@@ -398,21 +369,113 @@ def _villages(
     return tuple(lines)
 
 
-def _households(
-    connection: Connection, scope: Scope, period: Period, everyone: list[_Someone], ours: list[_Someone]
-) -> tuple[tuple[HouseholdLine, ...], int, int]:
-    """The unit's households with their registered and finished people, and how many were reached.
+def _in_directory_order(lines: list[HouseholdLine]) -> tuple[HouseholdLine, ...]:
+    """Village by village (the villages' own order), each village's households as the commune listed
+    them (households made in chat after them), those without a village last."""
+    return tuple(sorted(lines, key=lambda line: (line.village_id is None, line.village_id or 0, line.household_id)))
 
-    The commune: every household; a village: the households listed in it; an organisation: the
-    households of its members. A household is reached when one of the people counted in it (see
-    `_counted_in_households`) has finished the core course.
-    """
-    tallies: dict[int, list[int]] = {}
-    for someone in _counted_in_households(scope, everyone, ours):
+
+# Whose learning counts for a household: an organisation counts only its members; a village and the
+# commune count everyone in the household, wherever they say they live (as /thongke does). A household
+# is reached when one of the people counted in it has finished the core course. The households of a
+# unit: the commune's all, a village's those listed in it, an organisation's those of its members.
+
+# --- counted in Python (SQLite) ---
+
+@dataclass(frozen=True)
+class _Someone:
+    id: int
+    village: int | None
+    household: int | None
+    group: str | None
+    vneid: bool
+    finished: bool
+
+
+def _tally_in_python(
+    connection: Connection, scope: Scope, core: list[str], period: Period, listed: bool
+) -> _Tallies:
+    finished = {row[0] for row in connection.execute(_finished_by(core, period)).all()}
+    person = _person.c
+    everyone = [
+        _Someone(id_, village, household, group, vneid == "yes", id_ in finished)
+        for id_, village, household, group, vneid in connection.execute(
+            select(person.id, person.village_id, person.household_id, person.target_group, person.vneid_level2)
+            .where(person.created_at < period.end)
+        ).all()  # all(): one fetchall, a third of the cost of fetching 30,000 rows one by one
+    ]
+    memberships = connection.execute(
+        select(_membership.c.person_id, _membership.c.organisation_id, _membership.c.confirmed)
+    ).all()
+    if scope.kind == "village":
+        ours = [someone for someone in everyone if someone.village == scope.unit_id]
+    elif scope.kind == "organisation":
+        members = {person_id for person_id, organisation_id, _ in memberships if organisation_id == scope.unit_id}
+        ours = [someone for someone in everyone if someone.id in members]
+    else:
+        ours = everyone
+    counted = ours if scope.kind == "organisation" else everyone
+    homes: dict[int, list[int]] = {}
+    for someone in counted:
         if someone.household is not None:
-            tally = tallies.setdefault(someone.household, [0, 0])
+            tally = homes.setdefault(someone.household, [0, 0])
             tally[0] += 1
             tally[1] += someone.finished
+    households = _listed_households(connection, scope, period, homes)
+    return _Tallies(
+        groups=_python_tally(ours, lambda someone: someone.group),
+        organisations=_python_memberships(ours, memberships),
+        village_people={village: tally for village, tally in _python_tally(ours, lambda s: s.village).items()
+                        if village is not None},
+        village_homes=_python_village_homes(connection, period, homes),
+        households=households if listed else (),
+        households_known=len(households),
+        households_reached=sum(1 for line in households if line.finished),
+    )
+
+
+def _python_tally(people: list[_Someone], key: Callable[[_Someone], Any]) -> dict[Any, tuple[int, int, int]]:
+    counted: dict[Any, list[int]] = {}
+    for someone in people:
+        tally = counted.setdefault(key(someone), [0, 0, 0])
+        tally[0] += 1
+        tally[1] += someone.finished
+        tally[2] += someone.vneid
+    return {key_: (registered, done, vneid) for key_, (registered, done, vneid) in counted.items()}
+
+
+def _python_memberships(ours: list[_Someone], memberships: Sequence[Any]) -> dict[int, tuple[int, int, int, int]]:
+    people = {someone.id: someone for someone in ours}
+    counts: dict[int, list[int]] = {}
+    for person_id, organisation_id, confirmed in memberships:
+        someone = people.get(person_id)
+        if someone is not None:
+            tally = counts.setdefault(organisation_id, [0, 0, 0, 0])
+            tally[0] += 1
+            tally[1] += bool(confirmed)
+            tally[2] += someone.finished
+            tally[3] += someone.vneid
+    return {id_: (people_, confirmed, done, vneid) for id_, (people_, confirmed, done, vneid) in counts.items()}
+
+
+def _python_village_homes(
+    connection: Connection, period: Period, homes: dict[int, list[int]]
+) -> dict[int, tuple[int, int]]:
+    counts: dict[int, list[int]] = {}
+    household = _household.c
+    for id_, village in connection.execute(
+        select(household.id, household.village_id)
+        .where(household.village_id.is_not(None), household.created_at < period.end)
+    ).all():
+        tally = counts.setdefault(village, [0, 0])
+        tally[0] += 1
+        tally[1] += bool(homes.get(id_, (0, 0))[1])
+    return {village: (known, reached) for village, (known, reached) in counts.items()}
+
+
+def _listed_households(
+    connection: Connection, scope: Scope, period: Period, homes: dict[int, list[int]]
+) -> tuple[HouseholdLine, ...]:
     household = _household.c
     query = (
         select(household.id, household.head_name, _village.c.name, household.member_count, household.village_id)
@@ -421,16 +484,108 @@ def _households(
     )
     if scope.kind == "village":
         query = query.where(household.village_id == scope.unit_id)
-    lines = [
-        HouseholdLine(id_, head, village, listed, *tallies.get(id_, (0, 0)), village_id=village_id)
-        for id_, head, village, listed, village_id in connection.execute(query).all()
-        if scope.kind != "organisation" or id_ in tallies
-    ]
-    # In the directory's order: village by village (the villages' own order), each village's households
-    # as the commune listed them (households made in chat after them), those without a village last.
-    lines.sort(key=lambda line: (line.village_id is None, line.village_id or 0, line.household_id))
-    reached = sum(1 for line in lines if line.finished)
-    return tuple(lines), len(lines), reached
+    return _in_directory_order([
+        HouseholdLine(id_, head, village, members, *homes.get(id_, (0, 0)), village_id=village_id)
+        for id_, head, village, members, village_id in connection.execute(query).all()
+        if scope.kind != "organisation" or id_ in homes
+    ])
+
+
+# --- counted in SQL (PostgreSQL) ---
+
+def _tally_in_sql(connection: Connection, scope: Scope, core: list[str], period: Period, listed: bool) -> _Tallies:
+    finished = Table("report_finished", MetaData(), Column("person_id", Integer, primary_key=True),
+                     prefixes=["TEMPORARY"], postgresql_on_commit="DROP")
+    finished.create(connection)
+    connection.execute(finished.insert().from_select(["person_id"], _finished_by(core, period)))
+    connection.execute(text("ANALYZE report_finished"))  # so the planner knows how many finished
+    ours = _people(scope, period, finished, scoped=True)
+    counted = ours if scope.kind == "organisation" else _people(scope, period, finished, scoped=False)
+    homes = (
+        select(counted.c.household_id, func.count().label("registered"), func.sum(counted.c.done).label("finished"))
+        .where(counted.c.household_id.is_not(None))
+        .group_by(counted.c.household_id)
+        .subquery("homes")
+    )
+    membership, household = _membership.c, _household.c
+    households, known, reached = _sql_households(connection, scope, period, homes, listed)
+    return _Tallies(
+        groups=_sql_counts(connection, select(ours.c.target_group, *_sql_tally(ours)).group_by(ours.c.target_group)),
+        organisations=_sql_counts(connection, (
+            select(membership.organisation_id, *_sql_tally(ours), func.count().filter(membership.confirmed.is_(True)))
+            .select_from(_membership.join(ours, ours.c.id == membership.person_id))
+            .group_by(membership.organisation_id)
+        ), lambda people, done, vneid, confirmed: (people, confirmed, done, vneid)),
+        village_people=_sql_counts(connection, (
+            select(ours.c.village_id, *_sql_tally(ours))
+            .where(ours.c.village_id.is_not(None)).group_by(ours.c.village_id)
+        )),
+        village_homes=_sql_counts(connection, (
+            select(household.village_id, func.count(), func.count().filter(homes.c.finished > 0))
+            .select_from(_household.outerjoin(homes, homes.c.household_id == household.id))
+            .where(household.village_id.is_not(None), household.created_at < period.end)
+            .group_by(household.village_id)
+        )),
+        households=households,
+        households_known=known,
+        households_reached=reached,
+    )
+
+
+def _people(scope: Scope, period: Period, finished: Table, scoped: bool) -> Subquery:
+    """Everyone registered when the period ended (the unit's people only when `scoped`), each with
+    `done` (1 when they had finished the core course) and `vneid` (1 for level 2)."""
+    person = _person.c
+    query = (
+        select(person.id, person.village_id, person.household_id, person.target_group,
+               case((finished.c.person_id.is_not(None), 1), else_=0).label("done"),
+               case((person.vneid_level2 == "yes", 1), else_=0).label("vneid"))
+        .select_from(_person.outerjoin(finished, finished.c.person_id == person.id))
+        .where(person.created_at < period.end)
+    )
+    if scoped:
+        query = query.where(_in_scope(scope))
+    return query.subquery("ours" if scoped else "everyone")
+
+
+def _sql_tally(people: Subquery) -> tuple[ColumnElement[Any], ...]:
+    """People, those who finished, those with VNeID level 2."""
+    return func.count(), func.coalesce(func.sum(people.c.done), 0), func.coalesce(func.sum(people.c.vneid), 0)
+
+
+def _sql_counts(
+    connection: Connection, query: Select[Any], arrange: Callable[..., tuple[int, ...]] = lambda *counts: counts
+) -> dict[Any, Any]:
+    """{key: counts} from a GROUP BY whose first column is the key."""
+    return {key: arrange(*map(int, counts)) for key, *counts in connection.execute(query).all()}
+
+
+def _sql_households(
+    connection: Connection, scope: Scope, period: Period, homes: Subquery, listed: bool
+) -> tuple[tuple[HouseholdLine, ...], int, int]:
+    """The unit's households (none when not `listed`), how many there are and how many were reached."""
+    household, tally = _household.c, homes.c
+    households = _household.outerjoin(homes, tally.household_id == household.id)
+    where = [household.created_at < period.end]
+    if scope.kind == "village":
+        where.append(household.village_id == scope.unit_id)
+    elif scope.kind == "organisation":
+        where.append(tally.household_id.is_not(None))
+    if not listed:
+        known, reached = connection.execute(
+            select(func.count(), func.count().filter(tally.finished > 0)).select_from(households).where(*where)
+        ).one()
+        return (), int(known), int(reached)
+    lines = _in_directory_order([
+        HouseholdLine(id_, head, village, members, int(registered), int(done), village_id=village_id)
+        for id_, head, village, members, village_id, registered, done in connection.execute(
+            select(household.id, household.head_name, _village.c.name, household.member_count, household.village_id,
+                   func.coalesce(tally.registered, 0), func.coalesce(tally.finished, 0))
+            .select_from(households.outerjoin(_village, _village.c.id == household.village_id))
+            .where(*where)
+        ).all()
+    ])
+    return lines, len(lines), sum(1 for line in lines if line.finished)
 
 
 # --- the lessons ---------------------------------------------------------------------------------
@@ -534,13 +689,16 @@ def share(part: int, whole: int | None) -> float | None:
 
 async def gather_report(
     database: Database, scope: Scope, period: Period, core: Sequence[str], lesson_order: Sequence[str],
-    now: datetime,
+    now: datetime, households: bool = True,
 ) -> Report:
-    """The whole report: the answers, then the people and the lessons, read side by side off the event
-    loop's thread (on SQLite, its two reader threads: the answers are the longest read)."""
+    """The whole report: the answers, the people and the lessons, three reads side by side off the
+    event loop's thread (on SQLite, as many at once as the database has reader threads; each is its own
+    consistent snapshot, all within a second of each other). Without `households`, a summary: the
+    households are counted, not listed (a province has 300,000)."""
     missed_read = asyncio.ensure_future(database.read(lambda connection: missed_questions(connection, scope, period)))
-    people = await database.read(lambda connection: people_figures(connection, scope, core, period))
+    people_read = asyncio.ensure_future(
+        database.read(lambda connection: people_figures(connection, scope, core, period, households)))
     lessons = await database.read(lambda connection: lesson_figures(connection, scope, period, lesson_order, {}))
-    missed = await missed_read
+    people, missed = await people_read, await missed_read
     lessons = tuple(replace(line, missed=tuple(missed.get(line.lesson_id, ()))) for line in lessons)
-    return Report(scope, period, now, len(dict.fromkeys(core)), people, lessons)
+    return Report(scope, period, now, len(dict.fromkeys(core)), people, lessons, households)

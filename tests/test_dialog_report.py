@@ -150,6 +150,13 @@ async def test_the_shell_writes_the_three_files_of_a_unit(shell, services, tmp_p
 
     commune = await shell("report", "--out", str(tmp_path / "xa"))
     assert commune.exit_code == 0 and "bao-cao-2026-xa-cat-thanh.xlsx" in commune.output
+    full = load_workbook(tmp_path / "xa" / "bao-cao-2026-xa-cat-thanh.xlsx")
+    summary = await shell("report", "--summary", "--out", str(tmp_path / "tom-tat"))
+    assert summary.exit_code == 0, summary.output
+    brief = load_workbook(tmp_path / "tom-tat" / "bao-cao-2026-xa-cat-thanh.xlsx")
+    assert _summary_total(brief) == _summary_total(full)
+    assert [row for row in brief[HOUSEHOLDS].iter_rows(min_row=6, values_only=True) if any(row)] == []
+    assert [row for row in full[HOUSEHOLDS].iter_rows(min_row=6, values_only=True) if any(row)] != []
 
 
 @pytest.mark.parametrize(("args", "says"), [

@@ -351,6 +351,19 @@ async def test_the_data_holds_the_cases_this_file_is_about(database, commune):
     assert any(line.registered == 0 for line in report.people.households)  # a directory household nobody joined
 
 
+@pytest.mark.parametrize("scope", SCOPES, ids=lambda scope: f"{scope.kind}-{scope.unit_id}")
+async def test_a_summary_counts_the_households_without_listing_them(database, commune, scope):
+    people, homes = commune
+    summary = await gather_report(database, scope, PERIOD, CORE, LESSON_ORDER, MADE, households=False)
+    expected = expected_people(people, homes, scope)
+    assert summary.people.households == () and not summary.households_listed
+    assert (summary.people.households_known, summary.people.households_reached) == (
+        expected.households_known, expected.households_reached)
+    assert summary.people.groups == expected.groups and summary.people.villages == expected.villages
+    book = load_workbook(io.BytesIO(report_files(summary, "xã Cát Thành", TITLES, QUESTION_TEXTS).xlsx))
+    assert _rows(book[HOUSEHOLDS]) == [] and "tóm tắt" in book[HOUSEHOLDS]["A3"].value
+
+
 async def test_households_are_listed_in_the_directorys_order(database):
     figures = await database.read(lambda c: people_figures(c, SCOPES[0], CORE, PERIOD))
     keys = [(line.village_id is None, line.village_id or 0, line.household_id) for line in figures.households]
