@@ -35,6 +35,8 @@ def handler_config(settings: Settings) -> HandlerConfig:
         max_text_length=settings.max_text_length,
         review_after_days=settings.review_after_days,
         ranking_min_people=settings.ranking_min_people,
+        reminder_grace_hours=settings.reminder_grace_hours,
+        nudge_after_days=settings.nudge_after_days,
         report_deadline=settings.deadline,
         telegram_username=settings.telegram_username,
         public_url=settings.public_url,

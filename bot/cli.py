@@ -18,6 +18,7 @@ from bot.app import build_services
 from bot.cli_access import audit, invite_app, roles_app
 from bot.cli_certificate import certificate_app
 from bot.cli_directory import directory_app
+from bot.cli_outbox import outbox_status
 from bot.cli_report import report
 from bot.logs import (
     configure_from_settings,
@@ -50,6 +51,7 @@ app.add_typer(roles_app, name="roles")
 app.add_typer(certificate_app, name="certificate")
 app.command("audit")(audit)
 app.command("report")(report)
+app.command("outbox")(outbox_status)
 
 err = Console(stderr=True)
 # A console person's name is their chat id; PostgreSQL keeps at most this many characters of it.

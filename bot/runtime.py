@@ -13,8 +13,9 @@ from dataclasses import replace
 import uvicorn
 
 from bot.app import build_services, process_renderer, warm_renderer
-from bot.channels.telegram import Sleep, TelegramChannel
+from bot.channels.telegram import Sleep, TelegramChannel, TelegramOutbox
 from bot.logs import release_startup_logs
+from bot.outbox import OutboxSender
 from bot.settings import Settings
 from bot.web import build_web_app
 from handlers.context import Clock, Services
@@ -42,6 +43,9 @@ class Runtime:
         self.telegram: TelegramChannel | None = None
         self.server: uvicorn.Server | None = None
         self._server_task: asyncio.Task[None] | None = None
+        self.outbox: OutboxSender | None = None
+        self._outbox_stop = asyncio.Event()
+        self._outbox_task: asyncio.Task[None] | None = None
 
     @property
     def webhook_mode(self) -> bool:
@@ -71,6 +75,16 @@ class Runtime:
         if self.webhook_mode:
             await self._start_server()  # listen before Telegram is told where to post
         await self.telegram.start()
+        self._start_outbox()
+
+    def _start_outbox(self) -> None:
+        """The sender of everything the bot says first (reminders, nudges, announcements)."""
+        assert self.services is not None and self.telegram is not None
+        self.outbox = OutboxSender(
+            self.services.database, [TelegramOutbox(self.telegram.bot)], self.services.clock,
+            rate=self.settings.outbox_rate, max_attempts=self.settings.outbox_max_attempts, sleep=self._sleep,
+        )
+        self._outbox_task = asyncio.create_task(self.outbox.run(self._outbox_stop))
 
     async def _start_server(self) -> None:
         assert self.services is not None and self.telegram is not None
@@ -89,6 +103,11 @@ class Runtime:
 
     async def stop(self) -> None:
         """Stop taking updates, let the one in hand finish, close everything."""
+        if self._outbox_task is not None:
+            # The messages in flight finish and are recorded; the rest wait in the outbox for the next start.
+            self._outbox_stop.set()
+            with suppress(Exception):
+                await self._outbox_task
         if self.server is not None and self._server_task is not None:
             self.server.should_exit = True  # uvicorn finishes requests in progress before it returns
             if not self._server_task.done():  # one that ended by failing told so through start()

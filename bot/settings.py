@@ -122,6 +122,17 @@ class Settings(BaseSettings):
     report_deadline: str = "10/12"
     # /xephang ranks only organisations and villages with at least this many people.
     ranking_min_people: int = Field(default=10, ge=1, le=10000)
+    # A reminder missed while the bot was down is still sent this many hours after its time (saying it
+    # is late); an older one is skipped. Never after the deadline itself.
+    reminder_grace_hours: int = Field(default=24, ge=1, le=168)
+    # A learner who started the course and did nothing for this many days gets one encouragement
+    # (at most one a week, never 21:00-07:00, off in /caidat).
+    nudge_after_days: int = Field(default=5, ge=1, le=60)
+    # Messages the bot starts itself (reminders, nudges, announcements), per second per channel: at
+    # most Telegram's 30 for a bot. One chat gets at most one a second.
+    outbox_rate: float = Field(default=30.0, ge=1, le=30)
+    # Tries of such a message before it is kept as failed, with its reason (hocvuso outbox).
+    outbox_max_attempts: int = Field(default=5, ge=1, le=20)
 
     telegram_token: SecretStr | None = None
     telegram_api_url: str = "https://api.telegram.org"

@@ -38,6 +38,8 @@ class HandlerConfig:
     report_deadline: tuple[int, int] = (10, 12)
     # /xephang ranks only units with at least this many people (a share of 3 people says little).
     ranking_min_people: int = 10
+    reminder_grace_hours: int = 24
+    nudge_after_days: int = 5
     # The Telegram bot's username, for invitation deep links (t.me/<username>?start=CODE); None: no link.
     telegram_username: str | None = None
     # The bot's public web address (HOCVUSO_PUBLIC_URL): certificates carry a QR code of

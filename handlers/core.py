@@ -6,6 +6,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import Any
 
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -121,3 +122,18 @@ class Keyboard:
 
     def build(self) -> tuple[tuple[Button, ...], ...]:
         return tuple(self.rows)
+
+
+def to_payload(replies: list[Reply]) -> list[dict[str, Any]]:
+    """Replies as JSON for the outbox: text and button rows (a message the bot starts carries no file)."""
+    if any(reply.attachment is not None for reply in replies):
+        raise ValueError("the outbox does not carry files")
+    return [{"text": reply.text, "buttons": [[[button.label, button.action] for button in row]
+                                             for row in reply.buttons]} for reply in replies]
+
+
+def from_payload(payload: list[dict[str, Any]]) -> list[Reply]:
+    return [Reply(str(item.get("text", "")),
+                  tuple(tuple(Button(str(label), str(action)) for label, action in row)
+                        for row in item.get("buttons") or ()))
+            for item in payload]

@@ -115,6 +115,8 @@ class Person(SQLModel, table=True):
     consent_version: int = 1
     # The newest consent text shown to this person, so someone who declined a new text is not asked again.
     consent_offered: int = 1
+    # Off with one tap in /caidat: no encouragement when they stop learning for a while.
+    nudges_off: bool = False
     created_at: datetime = _when()
 
 
@@ -382,3 +384,89 @@ ALL_TABLES = [
     InviteCode, InviteCodeTry, AuditLog, LessonProgress, QuizAttempt, Answer, Activity,
     ConversationState, ProcessedUpdate, InboxUpdate, HouseholdCodeTry, Certificate, CertificateCodeTry,
 ]
+
+
+DELIVERY_STATUSES = ("queued", "sending", "sent", "failed", "blocked", "expired")
+DELIVERY_KINDS = ("reminder", "nudge", "announcement", "notice")
+
+
+class Delivery(SQLModel, table=True):
+    """The outbox: one message the bot starts itself (a reminder, a nudge, an announcement, a notice),
+    stored before it is sent under a key that names what it is, so it is sent once whatever restarts.
+
+    `payload` is the message as channel-neutral replies (text and button rows). A row is `queued`
+    until a sender leases it (`sending`, until `lease_until`), then `sent`, `failed` (with `reason`,
+    after the bounded retries), `blocked` (the person blocked the bot) or `expired` (not sent by
+    `expires_at`, e.g. a nudge that would land in the quiet hours).
+    """
+
+    __table_args__ = (Index("ix_delivery_status_next_try_at", "status", "next_try_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=160, unique=True)
+    kind: str = Field(max_length=20)
+    channel: str = Field(max_length=20)
+    external_id: str = Field(max_length=64)
+    person_id: int | None = _fk("person.id", on_delete="CASCADE")
+    announcement_id: int | None = _fk("announcement.id", on_delete="SET NULL")
+    payload: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+    status: str = Field(default="queued", max_length=10)
+    attempts: int = 0
+    next_try_at: datetime = _when()
+    lease_until: datetime | None = _when(nullable=True)
+    expires_at: datetime | None = _when(nullable=True)
+    created_at: datetime = _when()
+    sent_at: datetime | None = _when(nullable=True)
+    reason: str | None = Field(default=None, max_length=200)
+
+
+class Deadline(SQLModel, table=True):
+    """A date units must report by: every year on `day`/`month`, or once on `day`/`month`/`year`.
+
+    Reminders go `remind_days` days before (0: on the day) at `remind_hour`:00 in the commune's zone,
+    to the `audience`: "all" (staff, every organisation leader and village head), "organisations"
+    (staff and the leaders of `organisation_ids`) or "staff".
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    title: str = Field(max_length=200)
+    day: int
+    month: int
+    year: int | None = None  # None: every year
+    remind_days: list[int] = Field(default_factory=lambda: [30, 14, 7, 3, 1, 0], sa_type=JSON)
+    remind_hour: int = 8
+    audience: str = Field(default="all", max_length=20)
+    organisation_ids: list[int] = Field(default_factory=list, sa_type=JSON)
+    paused: bool = False
+    created_at: datetime = _when()
+    created_by: int | None = _fk("person.id")
+    removed_at: datetime | None = _when(nullable=True)  # kept, so the default is not seeded again
+
+
+class HandIn(SQLModel, table=True):
+    """A unit marked its report for one occurrence of a deadline as handed in (/danop): it gets no
+    more reminders for that occurrence. `unit` is "commune", "org:ID" or "village:ID"."""
+
+    __table_args__ = (UniqueConstraint("deadline_id", "due_on", "unit"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    deadline_id: int | None = _fk("deadline.id", nullable=False, on_delete="CASCADE")
+    due_on: date
+    unit: str = Field(max_length=40)
+    person_id: int | None = _fk("person.id")
+    handed_at: datetime = _when()
+
+
+class Announcement(SQLModel, table=True):
+    """A message staff or a leader sent to many (/thongbao); each recipient's copy is a Delivery.
+    `audience` is "commune", "org:ID" or "village:ID"."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    author_id: int | None = _fk("person.id")
+    author_channel: str = Field(max_length=20)
+    author_external_id: str = Field(max_length=64)
+    audience: str = Field(max_length=40)
+    text: str = Field(max_length=2000)
+    recipients: int = 0
+    created_at: datetime = _when()
+    finished_at: datetime | None = _when(nullable=True)  # when its final numbers were sent to the author

@@ -15,11 +15,15 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import (
     Activity,
+    Announcement,
     Answer,
     Certificate,
     CertificateCodeTry,
     ChannelAccount,
     ConversationState,
+    Deadline,
+    Delivery,
+    HandIn,
     Household,
     HouseholdCodeTry,
     InviteCode,
@@ -430,6 +434,12 @@ async def erase_person(session: AsyncSession, person: Person, keep_state_id: int
     await session.exec(update(InviteCode).where(col(InviteCode.created_by) == person_id).values(created_by=None))
     await session.exec(update(InviteCode).where(col(InviteCode.used_by) == person_id).values(used_by=None))
     await session.exec(update(Activity).where(Activity.person_id == person_id).values(person_id=None))
+    # Messages not yet sent to them go; deadlines, hand-ins and announcements they made stay, unsigned.
+    await session.exec(delete(Delivery).where(col(Delivery.person_id) == person_id))
+    await session.exec(update(Deadline).where(col(Deadline.created_by) == person_id).values(created_by=None))
+    await session.exec(update(HandIn).where(col(HandIn.person_id) == person_id).values(person_id=None))
+    await session.exec(update(Announcement).where(col(Announcement.author_id) == person_id)
+                       .values(author_id=None, author_external_id=""))
     accounts = await channel_accounts_of(session, person_id)
     for account in accounts:
         await session.exec(

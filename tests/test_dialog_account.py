@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from sqlmodel import select
 
+from handlers.core import Reply, to_payload
+from storage import outbox
 from storage.models import (
     Activity,
     Answer,
     ChannelAccount,
     ConversationState,
+    Delivery,
     Household,
     LessonProgress,
     Membership,
@@ -60,9 +63,13 @@ async def test_erase_needs_confirmation_and_then_removes_everything_personal(cha
     await converse(chat, [("/xoadulieu", "chắc chắn"), ("#Không, giữ lại", "vẫn được giữ nguyên")])
     async with services.database.session() as session:
         assert len((await session.exec(select(Person))).all()) == 1
+    async with services.database.session() as session:  # a reminder waiting for them in the outbox
+        person = (await session.exec(select(Person))).one()
+        assert await outbox.enqueue_for_person(session, person.id, key="nudge:test", kind="nudge",
+                                               payload=to_payload([Reply("Học tiếp nhé")]), now=services.clock())
     await converse(chat, [("/xoadulieu", "chắc chắn"), ("#Xóa hết", "Đã xóa toàn bộ dữ liệu")])
     async with services.database.session() as session:
-        for model in (Person, ChannelAccount, Membership, Household, LessonProgress, QuizAttempt, Answer):
+        for model in (Person, ChannelAccount, Membership, Household, LessonProgress, QuizAttempt, Answer, Delivery):
             assert (await session.exec(select(model))).all() == [], model.__name__
         activities = (await session.exec(select(Activity))).all()
         states = (await session.exec(select(ConversationState))).all()

@@ -27,6 +27,7 @@ from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.chat_queues import ChatQueues
+from bot.outbox import Outcome, Result
 from bot.settings import Settings
 from handlers.core import TELEGRAM, Incoming, Kind, Reply
 from handlers.dispatcher import Dispatcher
@@ -319,6 +320,34 @@ class ReplySender:
                 await self.sleep(backoff)
                 backoff = min(backoff * 2, 8.0)
         return False
+
+
+class TelegramOutbox:
+    """The outbox's view of Telegram (bot/outbox.py): one try at each call of a message; what went wrong
+    is told to the sender, which decides when to try again."""
+
+    channel = CHANNEL
+
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+
+    async def send(self, external_id: str, replies: list[Reply]) -> Result:
+        chat_id = int(external_id)
+        try:
+            for call in plan(replies):
+                markup = markup_for(call.rows)
+                await self.bot.send_message(chat_id=chat_id, text=call.text, reply_markup=markup)
+        except RetryAfter as error:
+            return Result(Outcome.WAIT, retry_seconds(error), "Telegram yêu cầu chờ (429)")
+        except Forbidden:
+            return Result(Outcome.BLOCKED, reason="người nhận đã chặn bot")
+        except BadRequest as error:  # Telegram's own description of the fault, never the message's text
+            return Result(Outcome.REFUSED, reason=f"Telegram từ chối: {error.message}")
+        except NetworkError as error:
+            if isinstance(error.__cause__, MAYBE_DELIVERED):
+                return Result(Outcome.SENT, reason="hết thời gian chờ sau khi gửi: coi như đã gửi, để không gửi trùng")
+            return Result(Outcome.RETRY, reason="lỗi mạng hoặc máy chủ Telegram")
+        return Result(Outcome.SENT)
 
 
 # --- the channel ----------------------------------------------------------------------------------
