@@ -11,8 +11,9 @@ from sqlmodel import select
 from bot.runtime import Runtime
 from bot.settings import Settings
 from content.loader import load_catalog
-from handlers.core import Reply
+from handlers.core import Button, Reply, to_payload
 from handlers.registry import Command
+from storage import outbox
 from storage.db import Database
 from storage.models import ChannelAccount, ProcessedUpdate
 from tests.fakes.server import free_port
@@ -253,6 +254,39 @@ async def test_a_blocked_chat_is_marked_and_not_written_to(polling, telegram):
     await resident.says("/trogiup", "Các lệnh")  # writing again unblocks
     async with database.session() as session:
         assert not (await session.exec(select(ChannelAccount))).one().blocked
+
+
+async def test_hocvuso_run_sends_what_waits_in_the_outbox_once_with_its_buttons(polling, telegram, clock):
+    await register(Resident(telegram, 5010))
+    await register(Resident(telegram, 5011))
+    telegram.block(5011)
+    database = polling.services.database
+    async with database.session() as session:
+        people = {account.external_id: account.person_id
+                  for account in (await session.exec(select(ChannelAccount))).all()}
+        reminder = to_payload([Reply("⏰ Còn 7 ngày đến hạn báo cáo.", ((Button("📑 Lấy báo cáo", "bc:commune"),),))])
+        for chat in ("5010", "5011"):
+            assert await outbox.enqueue_for_person(session, people[chat], key=f"reminder:test:{chat}",
+                                                   kind="reminder", payload=reminder, now=clock())
+        assert not await outbox.enqueue_for_person(session, people["5010"], key="reminder:test:5010",
+                                                   kind="reminder", payload=reminder, now=clock())
+    assert polling.outbox is not None
+    polling.outbox.wake()
+
+    def reminders(chat: int) -> list[dict]:
+        return [call for call in telegram.methods_called("sendMessage")
+                if call["chat_id"] == chat and "Còn 7 ngày" in call["text"]]
+
+    await telegram.wait_for(lambda: len(reminders(5010)) == 1)
+    await polling.outbox.drain()  # whatever the running sender has not started yet
+    await polling.outbox.finish()  # and what it has in flight, recorded
+    async with database.session() as session:
+        counts = await outbox.status_counts(session)
+        blocked = (await session.exec(select(ChannelAccount).where(ChannelAccount.external_id == "5011"))).one()
+    assert counts["sent"] == 1 and counts["blocked"] == 1 and counts["queued"] == counts["sending"] == 0
+    assert blocked.blocked and len(reminders(5010)) == 1 and len(reminders(5011)) <= 1
+    markup = reminders(5010)[0]["reply_markup"]
+    assert "bc:commune" in str(markup)
 
 
 async def test_an_exception_in_a_handler_gets_an_apology_and_the_bot_goes_on(polling, telegram, monkeypatch):
