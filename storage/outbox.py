@@ -95,6 +95,7 @@ class Leased:
 
 async def lease_due(
     session: AsyncSession, now: datetime, lease: timedelta, limit: int, channels: Sequence[str],
+    external_id: str | None = None,
 ) -> list[Leased]:
     """Lease up to `limit` due rows of `channels`, oldest first.
 
@@ -113,6 +114,8 @@ async def lease_due(
     due = (select(delivery.id)
            .where(delivery.status == "queued", delivery.next_try_at <= now, delivery.channel.in_(list(channels)))
            .order_by(delivery.next_try_at, delivery.id).limit(limit))
+    if external_id is not None:  # one chat's messages only (the terminal shows its own person's)
+        due = due.where(delivery.external_id == external_id)
     connection = await session.connection()
     if connection.dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)

@@ -130,6 +130,31 @@ async def test_all_twelve_lessons_can_be_completed_in_the_console(services):
     assert f"đã xong {len(lessons)}/{len(lessons)} bài" in transcript
 
 
+async def test_the_terminal_shows_what_the_bot_sent_on_its_own_once_to_its_own_person(services):
+    import io
+
+    from bot.channels.console import run_console
+    from handlers.core import Button, Reply, to_payload
+    from handlers.dispatcher import Dispatcher
+    from storage import outbox
+
+    dispatcher = Dispatcher(services)
+    for user in ("an", "binh"):
+        await run_console(dispatcher, user, io.StringIO("/start\n1\nNgười Thử\n"), io.StringIO())
+    reminder = to_payload([Reply("⏰ Còn 3 ngày đến hạn báo cáo.", ((Button("📑 Lấy báo cáo", "bc:commune"),),))])
+    async with services.database.session() as session:
+        for user in ("an", "binh"):
+            await outbox.enqueue(session, key=f"reminder:test:{user}", kind="reminder", channel="console",
+                                 external_id=user, payload=reminder, now=services.clock())
+    first, again = io.StringIO(), io.StringIO()
+    await run_console(dispatcher, "an", io.StringIO("/tiendo\n"), first)
+    await run_console(dispatcher, "an", io.StringIO("/tiendo\n"), again)
+    assert first.getvalue().startswith("📬 ⏰ Còn 3 ngày") and "1. 📑 Lấy báo cáo" in first.getvalue()
+    assert "Còn 3 ngày" not in again.getvalue()
+    async with services.database.session() as session:
+        assert (await outbox.status_counts(session))["queued"] == 1  # binh's waits for binh
+
+
 def test_files_are_written_under_exports_and_their_path_shown(tmp_path):
     from bot.channels.console import render, save_attachment
     from handlers.core import Attachment, Reply

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 
-from handlers.core import CONSOLE, Incoming, Reply
+from handlers.core import CONSOLE, Incoming, Reply, from_payload
 from handlers.dispatcher import Dispatcher
 from handlers.render import as_numbered, split_text
+from storage import outbox
 
 PROMPT = "> "
 SEPARATOR = "─" * 40
@@ -52,6 +54,7 @@ async def run_console(
         stdout.write("Gõ /start để bắt đầu, menu để về đầu, Ctrl+D để thoát.\n")
     loop = asyncio.get_running_loop()
     while True:
+        await show_waiting(dispatcher, user, stdout)
         if interactive:
             stdout.write(PROMPT)
             stdout.flush()
@@ -66,3 +69,17 @@ async def run_console(
             saved = save_attachment(reply, exports) if reply.attachment is not None else None
             stdout.write(f"{render(reply, saved)}\n{SEPARATOR}\n")
         stdout.flush()
+
+
+async def show_waiting(dispatcher: Dispatcher, user: str, stdout: TextIO) -> int:
+    """Print what the bot sent this person on its own (a reminder, an announcement) since the last
+    line, and mark it sent: the terminal's outbox sender. Returns how many messages were shown."""
+    services = dispatcher.services
+    async with services.database.session() as session:
+        rows = await outbox.lease_due(session, services.clock(), timedelta(minutes=1), 20, ["console"],
+                                      external_id=user)
+        for row in rows:
+            for reply in from_payload(row.payload):
+                stdout.write(f"📬 {render(reply)}\n{SEPARATOR}\n")
+            await outbox.mark_sent(session, row.id, services.clock())
+    return len(rows)
