@@ -18,6 +18,7 @@ from content.loader import load_catalog
 from handlers.context import Clock, HandlerConfig, Services
 from storage import migrate, queries
 from storage.db import Database
+from storage.deadlines import seed_default
 
 
 def system_clock() -> datetime:
@@ -50,6 +51,7 @@ async def prepare_database(database: Database, settings: Settings) -> None:
     await database.check_writable()
     async with database.session() as session:
         await queries.seed_reference_data(session, settings.villages, settings.organisations)
+        await seed_default(session, settings.deadline, datetime.now(UTC))  # only into a table never used
 
 
 def warm_renderer() -> None:

@@ -17,6 +17,7 @@ from rich.console import Console
 from bot.app import build_services
 from bot.cli_access import audit, invite_app, roles_app
 from bot.cli_certificate import certificate_app
+from bot.cli_deadlines import deadlines_app, reminders_app
 from bot.cli_directory import directory_app
 from bot.cli_outbox import outbox_status
 from bot.cli_report import report
@@ -49,6 +50,8 @@ app.add_typer(directory_app, name="directory")
 app.add_typer(invite_app, name="invite")
 app.add_typer(roles_app, name="roles")
 app.add_typer(certificate_app, name="certificate")
+app.add_typer(deadlines_app, name="deadlines")
+app.add_typer(reminders_app, name="reminders")
 app.command("audit")(audit)
 app.command("report")(report)
 app.command("outbox")(outbox_status)

@@ -168,6 +168,11 @@ ACTION_NAMES = {
     "invite_created": "tạo mã mời", "invite_redeemed": "dùng mã mời", "invite_create": "tạo mã mời trong chat",
     "role_revoked": "thu hồi vai trò", "members_view": "xem thành viên", "member_confirmed": "xác nhận thành viên",
     "member_removed": "bỏ thành viên tự khai", "figures_view": "xem số liệu", "members_export": "tải danh sách",
+    "report": "lấy báo cáo năm", "honours_export": "tải danh sách hoàn thành",
+    "deadlines_view": "xem hạn chót", "deadline_added": "thêm hạn chót", "deadline_changed": "sửa hạn chót",
+    "deadline_paused": "tạm dừng nhắc hạn", "deadline_resumed": "nhắc lại hạn", "deadline_removed": "xóa hạn chót",
+    "report_handed_in": "báo đã nộp báo cáo", "announcement": "mở gửi thông báo",
+    "announcement_sent": "gửi thông báo", "announcement_progress": "xem tiến độ thông báo",
 }
 
 

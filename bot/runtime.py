@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from contextlib import suppress
 from dataclasses import replace
+from datetime import datetime
 
 import uvicorn
 
@@ -16,10 +17,14 @@ from bot.app import build_services, process_renderer, warm_renderer
 from bot.channels.telegram import Sleep, TelegramChannel, TelegramOutbox
 from bot.logs import release_startup_logs
 from bot.outbox import OutboxSender
+from bot.scheduler import ReminderScheduler
 from bot.settings import Settings
 from bot.web import build_web_app
+from handlers.announcements import close_finished_announcements
 from handlers.context import Clock, Services
+from handlers.deadlines import run_reminders
 from handlers.dispatcher import Dispatcher
+from handlers.nudges import enqueue_nudges
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +51,7 @@ class Runtime:
         self.outbox: OutboxSender | None = None
         self._outbox_stop = asyncio.Event()
         self._outbox_task: asyncio.Task[None] | None = None
+        self.scheduler: ReminderScheduler | None = None
 
     @property
     def webhook_mode(self) -> bool:
@@ -76,6 +82,7 @@ class Runtime:
             await self._start_server()  # listen before Telegram is told where to post
         await self.telegram.start()
         self._start_outbox()
+        await self._start_scheduler()
 
     def _start_outbox(self) -> None:
         """The sender of everything the bot says first (reminders, nudges, announcements)."""
@@ -85,6 +92,27 @@ class Runtime:
             rate=self.settings.outbox_rate, max_attempts=self.settings.outbox_max_attempts, sleep=self._sleep,
         )
         self._outbox_task = asyncio.create_task(self.outbox.run(self._outbox_stop))
+
+    async def _start_scheduler(self) -> None:
+        """Reminders every 5 minutes, nudges every hour, announcements' final numbers every minute; each
+        also once at start, so what a stop missed is caught up. Whatever a job stores wakes the sender."""
+        services, sender = self.services, self.outbox
+        assert services is not None and sender is not None
+
+        def waking(job: Callable[[Services, datetime], Awaitable[int]]) -> Callable[[datetime], Awaitable[int]]:
+            async def run(now: datetime) -> int:
+                stored = await job(services, now)
+                if stored:
+                    sender.wake()
+                return stored
+            return run
+
+        self.scheduler = ReminderScheduler(
+            services, [("nudges", 3600, waking(enqueue_nudges)),
+                       ("announcements", 60, waking(close_finished_announcements))],
+            reminders=lambda _, now: waking(run_reminders)(now),
+        )
+        await self.scheduler.start()
 
     async def _start_server(self) -> None:
         assert self.services is not None and self.telegram is not None
@@ -103,6 +131,8 @@ class Runtime:
 
     async def stop(self) -> None:
         """Stop taking updates, let the one in hand finish, close everything."""
+        if self.scheduler is not None:
+            await self.scheduler.shutdown()  # the job in hand finishes; what it stored waits in the outbox
         if self._outbox_task is not None:
             # The messages in flight finish and are recorded; the rest wait in the outbox for the next start.
             self._outbox_stop.set()

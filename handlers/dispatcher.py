@@ -11,10 +11,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from handlers import (
     account,
+    announcements,
     certificates,
+    deadlines,
     home,
     learning,
     members,
+    nudges,
     quiz,
     rankings,
     registration,
@@ -40,7 +43,7 @@ def build_registry() -> Registry:
     """Every conversation of hocvuso, registered explicitly in menu order."""
     registry = Registry()
     for module in (home, learning, quiz, review, registration, account, roles, members, unit_figures, report, rankings,
-                   certificates):
+                   certificates, announcements, nudges, deadlines):
         module.register(registry)
     return registry
 

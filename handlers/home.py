@@ -41,6 +41,7 @@ BTN_FIGURES = "📊 Số liệu đơn vị"
 BTN_MEMBERS = "👥 Xác nhận thành viên"
 BTN_REPORT = "📑 Báo cáo năm"
 BTN_INVITE = "🎟️ Tạo mã mời"
+BTN_DEADLINES = "🗓️ Hạn chót báo cáo"
 UNFINISHED_REGISTRATION = "Phần đăng ký của bạn còn vài câu chưa trả lời. Bạn trả lời tiếp nhé?"
 BTN_CONTINUE_REGISTRATION = "📝 Tiếp tục đăng ký"
 HELP = (
@@ -75,6 +76,7 @@ async def show_main_menu(turn: Turn, preface: str | None = None) -> Replies:
     if scopes.organisations:
         keyboard.add(BTN_MEMBERS, "tv")
     if scopes.staff:
+        keyboard.add(BTN_DEADLINES, "hc")
         keyboard.add(BTN_INVITE, "moi")
     return [*replies, Reply(texts.MAIN_MENU, keyboard.build())]
 

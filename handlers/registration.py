@@ -502,6 +502,8 @@ async def show_settings(turn: Turn, preface: str | None = None) -> Replies:
         .add("Hộ gia đình", "set:ask_household")
         .add("Tổ chức", "set:ask_orgs")
         .add("VNeID mức 2", "set:ask_vneid")
+        .add("🔔 Nhắc học: đang tắt" if person.nudges_off else "🔔 Nhắc học: đang bật",
+             f"nhachoc:{'on' if person.nudges_off else 'off'}:caidat")
         .add(texts.BTN_MENU, "menu")
     )
     notes = [Reply(preface)] if preface else []

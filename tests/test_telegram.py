@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -15,7 +17,7 @@ from handlers.core import Button, Reply, to_payload
 from handlers.registry import Command
 from storage import outbox
 from storage.db import Database
-from storage.models import ChannelAccount, ProcessedUpdate
+from storage.models import ChannelAccount, ProcessedUpdate, RoleGrant
 from tests.fakes.server import free_port
 from tests.fakes.telegram import TOKEN, FakeTelegram
 from tests.fakes.telegram import FakeUser as Resident
@@ -287,6 +289,35 @@ async def test_hocvuso_run_sends_what_waits_in_the_outbox_once_with_its_buttons(
     assert blocked.blocked and len(reminders(5010)) == 1 and len(reminders(5011)) <= 1
     markup = reminders(5010)[0]["reply_markup"]
     assert "bc:commune" in str(markup)
+
+
+async def test_a_bot_started_after_a_reminder_time_sends_it_late_once(tmp_path, telegram, fake_sleep, clock):
+    """hocvuso run: the scheduler's run at start catches up the reminder missed while it was stopped."""
+    first = Runtime(make_settings(tmp_path, telegram), clock=clock, sleep=fake_sleep, renderer=threads_only)
+    await first.start()
+    await register(Resident(telegram, 5020))
+    assert first.services is not None
+    async with first.services.database.session() as session:
+        person_id = (await session.exec(select(ChannelAccount))).one().person_id
+        session.add(RoleGrant(person_id=person_id, role="staff", granted_at=clock()))
+    await first.stop()
+    clock.now = datetime(2026, 12, 3, 3, 0, tzinfo=UTC)  # 10:00 in Ninh Bình: the 7-day reminder was at 08:00
+
+    def reminders() -> list[str]:
+        return [text for text in telegram.texts(5020) if "Nhắc hạn báo cáo" in text]
+
+    for _ in range(2):  # started twice: the reminder still comes once
+        runtime = Runtime(make_settings(tmp_path, telegram), clock=clock, sleep=fake_sleep, renderer=threads_only)
+        await runtime.start()
+        try:
+            assert runtime.scheduler is not None and runtime.outbox is not None
+            await asyncio.wait_for(runtime.scheduler.finished("reminders").wait(), 10)  # its run at start
+            await runtime.outbox.drain()
+            await runtime.outbox.finish()
+        finally:
+            await runtime.stop()
+    (text,) = reminders()
+    assert "còn 7 ngày" in text and "đến muộn" in text and "08:00 ngày 03/12" in text
 
 
 async def test_an_exception_in_a_handler_gets_an_apology_and_the_bot_goes_on(polling, telegram, monkeypatch):

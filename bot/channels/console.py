@@ -12,7 +12,7 @@ from typing import TextIO
 from handlers.core import CONSOLE, Incoming, Reply, from_payload
 from handlers.dispatcher import Dispatcher
 from handlers.render import as_numbered, split_text
-from storage import outbox
+from storage import outbox, queries
 
 PROMPT = "> "
 SEPARATOR = "─" * 40
@@ -78,8 +78,14 @@ async def show_waiting(dispatcher: Dispatcher, user: str, stdout: TextIO) -> int
     async with services.database.session() as session:
         rows = await outbox.lease_due(session, services.clock(), timedelta(minutes=1), 20, ["console"],
                                       external_id=user)
+        shown = [reply for row in rows for reply in from_payload(row.payload)]
+        for reply in shown:
+            stdout.write(f"📬 {render(reply)}\n{SEPARATOR}\n")
         for row in rows:
-            for reply in from_payload(row.payload):
-                stdout.write(f"📬 {render(reply)}\n{SEPARATOR}\n")
             await outbox.mark_sent(session, row.id, services.clock())
+        if any(reply.buttons for reply in shown):
+            # "1" now means the first button of what was just printed, as after any answer.
+            state = await queries.load_state(session, "console", user, services.clock())
+            state.menu = next(reply.actions for reply in reversed(shown) if reply.buttons)
+            session.add(state)
     return len(rows)
