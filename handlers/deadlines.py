@@ -31,7 +31,7 @@ from handlers.unit_figures import Unit, allowed, parse_unit, share, units_of
 from storage import access, deadlines, figures, outbox, queries
 from storage.deadlines import DeadlineError, DueReminder, Recipient
 from storage.figures import CommuneFigures
-from storage.models import Deadline, Delivery
+from storage.models import ChannelAccount, Deadline, Delivery
 
 log = logging.getLogger(__name__)
 
@@ -638,7 +638,15 @@ async def _not_stored(session: AsyncSession, planned: list[Planned]) -> list[Pla
     for start in range(0, len(keys), KEYS_PER_QUERY):
         chunk = keys[start:start + KEYS_PER_QUERY]
         stored.update((await session.exec(select(Delivery.key).where(col(Delivery.key).in_(chunk)))).all())
-    left = [replace(plan, recipients=[r for r in plan.recipients if reminder_key(plan.reminder, r) not in stored])
+    people = list({recipient.person_id for plan in planned for recipient in plan.recipients})
+    reachable: set[int] = set()  # someone who blocked the bot would otherwise be counted for every 5 minutes
+    for start in range(0, len(people), KEYS_PER_QUERY):
+        chunk = people[start:start + KEYS_PER_QUERY]
+        reachable.update((await session.exec(
+            select(ChannelAccount.person_id).where(col(ChannelAccount.person_id).in_(chunk),
+                                                   col(ChannelAccount.blocked).is_(False)))).all())
+    left = [replace(plan, recipients=[r for r in plan.recipients if reminder_key(plan.reminder, r) not in stored
+                                      and r.person_id in reachable])
             for plan in planned]
     return [plan for plan in left if plan.recipients]
 

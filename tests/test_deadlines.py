@@ -165,6 +165,22 @@ async def test_each_reminder_is_stored_once_however_often_the_job_runs(services)
     assert all(row.expires_at == local(2026, 12, 11) for row in stored)  # the end of the due day
 
 
+async def test_someone_who_blocked_the_bot_is_not_counted_for_again_and_again(services, monkeypatch):
+    from storage import figures
+
+    await store_commune(services)
+    async with services.database.session() as session:
+        for account in (await session.exec(select(ChannelAccount))).all():
+            account.blocked = True
+            session.add(account)
+    counts = []
+    original = figures.commune_figures
+    monkeypatch.setattr(figures, "commune_figures", lambda *args: counts.append(1) or original(*args))
+    for minutes in (0, 5, 10):
+        assert await run_reminders(services, local(2026, 12, 3, 8, minutes)) == 0
+    assert counts == [] and await rows(services) == []
+
+
 async def test_catch_up_after_a_stop_says_it_is_late_and_skips_what_is_too_old(services):
     commune = await store_commune(services)
     # Stopped from the evening of 02/12 to 15:00 on 03/12: the 7-day reminder goes, late.
