@@ -35,6 +35,9 @@ from storage.db import Database
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 300.0
+# A row is never held past its lease: a start further away than this (the channel paused by a 429) puts
+# the rows not yet started back, due when the pause ends, instead of sleeping on them.
+LONG_WAIT_SECONDS = 10.0
 
 
 class Outcome(StrEnum):
@@ -75,6 +78,10 @@ class RateLimiter:
     def chat_wait(self, chat: str) -> float:
         """Seconds until this chat may get another message (0: now)."""
         return max(0.0, self._chats.get(chat, -1e9) + self.chat_interval - self.monotonic())
+
+    def slot_wait(self) -> float:
+        """Seconds until the next start could be, without reserving it."""
+        return max(0.0, self._next_slot - self.monotonic(), self._paused_until - self.monotonic())
 
     def take_slot(self, chat: str) -> float:
         """Reserve the next start for `chat`; returns how long to wait for it."""
@@ -128,7 +135,7 @@ class OutboxSender:
         """Drain until `stop` is set; between rounds, wait for `wake()` or `idle_seconds`."""
         while not stop.is_set():
             try:
-                await self.drain()
+                await self.drain(stop)
             except Exception:  # a database that is gone for a moment: try again after the pause
                 log.exception("the outbox sender failed a round; it tries again")
             self._wake.clear()
@@ -145,38 +152,61 @@ class OutboxSender:
             for task in tasks:
                 task.cancel()
 
-    async def drain(self) -> int:
-        """Send everything due now; returns how many rows were started."""
+    async def drain(self, stop: asyncio.Event | None = None) -> int:
+        """Send everything due now, until `stop` is set; returns how many rows were started.
+
+        Rows leased but not started when it stops, or when a channel must wait long, are put back at
+        once (not left to their lease): another sender, or the next start, takes them.
+        """
         started = 0
-        while True:
+        while stop is None or not stop.is_set():
             async with self.database.session() as session:
                 leased = await outbox.lease_due(session, self.clock(), self.lease, self.batch, list(self.transports))
             if not leased:
                 return started
-            for row in leased:
-                await self._start(row)
+            for index, row in enumerate(leased):
+                wait = 0.0 if stop is None or not stop.is_set() else None
+                if wait is not None:
+                    wait = await self._start(row)
+                if wait is None or wait > 0:  # stopping, or this channel waits: the rest goes back
+                    await self._put_back(leased[index:], wait or 0.0)
+                    return started
                 started += 1
+        return started
+
+    async def _put_back(self, rows: Sequence[outbox.Leased], wait: float) -> None:
+        when = self.clock() + timedelta(seconds=wait)
+        async with self.database.session() as session:
+            for row in rows:
+                await outbox.retry_at(session, row.id, when, "chưa đến lượt gửi", counted=False)
 
     async def finish(self) -> None:
         """Wait for the sends in flight and their records."""
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def _start(self, row: outbox.Leased) -> None:
+    async def _start(self, row: outbox.Leased) -> float:
+        """Start sending `row` at its turn; 0 when started (or put off for its chat), else how long its
+        channel must wait (the row is left to the caller, still leased)."""
         limiter = self.limiters[row.channel]
         chat_wait = limiter.chat_wait(row.external_id)
         if chat_wait > 0:  # this chat just got a message: it waits its turn in the database, not here
             async with self.database.session() as session:
                 await outbox.retry_at(session, row.id, self.clock() + timedelta(seconds=chat_wait), "giãn cách",
                                       counted=False)
-            return
+            return 0.0
         await self._slots.acquire()
+        channel_wait = limiter.slot_wait()  # after the slot: a 429 may have paused the channel meanwhile
+        if channel_wait > LONG_WAIT_SECONDS:
+            self._slots.release()
+            return channel_wait
         wait = limiter.take_slot(row.external_id)
         if wait > 0:
             await self.sleep(wait)
         task = asyncio.create_task(self._send(row))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return 0.0
 
     async def _send(self, row: outbox.Leased) -> None:
         try:

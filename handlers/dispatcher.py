@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import unicodedata
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -52,6 +53,38 @@ def command_name(text: str) -> str:
     """'/Start@hocvuso_bot payload' -> 'start'."""
     word = text.strip().split(maxsplit=1)[0] if text.strip() else ""
     return word.lstrip("/").split("@", 1)[0].lower()
+
+
+# What may surround a typed word and still leave it that word: spaces, punctuation, symbols (an emoji
+# copied with a label, with its variation selector or keycap), invisible characters. Letters, digits
+# and the marks on them are the word.
+_AROUND = frozenset("PSZC")
+_EMOJI_MARKS = frozenset("\ufe0e\ufe0f\u20e3")
+
+
+def _around(char: str) -> bool:
+    return unicodedata.category(char)[0] in _AROUND or char in _EMOJI_MARKS
+
+
+def typed_words(text: str) -> str:
+    """'  Học bài! ' -> 'học bài': composed, case folded, spaces inside collapsed, what surrounds it gone."""
+    words = " ".join(unicodedata.normalize("NFC", text.casefold()).split())
+    start, end = 0, len(words)
+    while start < end and _around(words[start]):
+        start += 1
+    while end > start and _around(words[end - 1]):
+        end -= 1
+    return words[start:end]
+
+
+def without_marks(words: str) -> str:
+    """'tiến độ' -> 'tien do': how Vietnamese reads typed without diacritics (no Telex, an old phone)."""
+    bare = "".join(char for char in unicodedata.normalize("NFD", words) if not unicodedata.combining(char))
+    return bare.replace("đ", "d")
+
+
+HOME_KEYS = frozenset(typed_words(word) for word in texts.HOME_WORDS)
+COMMAND_KEYS = {without_marks(typed_words(word)): command for word, command in texts.COMMAND_WORDS.items()}
 
 
 class Dispatcher:
@@ -153,19 +186,27 @@ class Dispatcher:
         return await route.handler(turn, argument)
 
     async def _text(self, turn: Turn, text: str) -> Replies:
+        """Typed text, in this order: a number of the last menu; a home word ("menu"), the way out of any
+        step; the text a step is waiting for (a name "Học" is a name, a title "Tiến độ" a title); only
+        then a plain word for a command ("học", "tien do"), which would otherwise take a person's answer
+        away from the question it answers."""
         if turn.state.step == "new":  # the first message of a new chat, whatever it says
             return await home.start(turn)
         menu = turn.state.menu
         number = typed_number(text)
         if number is not None and 1 <= number <= len(menu):
             return await self._action(turn, menu[number - 1])
-        if text.lower() in texts.HOME_WORDS:
+        words = typed_words(text)
+        if words in HOME_KEYS:
             return await home.show_main_menu(turn)
         step = self.registry.steps.get(turn.state.step)
         if step is not None and step.on_text is not None and text:
             replies = await step.on_text(turn, text)
             if replies is not None:
                 return replies
+        command = self.registry.commands.get(COMMAND_KEYS.get(without_marks(words), ""))
+        if command is not None:
+            return await command.handler(turn)
         notice = texts.EMPTY if not text else texts.PLEASE_CHOOSE
         return [Reply(notice), *await self.current_view(turn)]
 

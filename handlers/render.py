@@ -1,30 +1,37 @@
-"""Turning replies into what a channel can show: numbered menus and text split at its limit."""
+"""Turning replies into what a channel can show: typed-number menus and text split at its limit."""
 
 from __future__ import annotations
 
 from handlers.core import Reply
 
 
-def choice_hint(count: int) -> str:
-    """'Gõ 1, 2 hoặc 3' for short menus, 'Gõ một số từ 1 đến 8' for longer ones."""
-    if count == 1:
-        return "Gõ 1 để chọn."
-    if count <= 3:
-        numbers = [str(n) for n in range(1, count + 1)]
-        return f"Gõ {', '.join(numbers[:-1])} hoặc {numbers[-1]}."
-    return f"Gõ một số từ 1 đến {count}."
-
-
 def numbered_lines(labels: list[str]) -> str:
+    """'1. label' lines: the labels of Telegram's number buttons, listed in the text beside them."""
     return "\n".join(f"{number}. {label}" for number, label in enumerate(labels, start=1))
 
 
+# How a channel without buttons (the console, Zalo) shows a menu choice. Lesson cards number their
+# steps "1. Vuốt từ mép trên…", and other answers number their lists the same way (deadlines,
+# rankings, a household), so a menu written "1. Tiếp" under them leaves the person unsure which "1"
+# to type. Rendering owns the menu, not the text (a card is content, and a "1." in it may be a step,
+# a rank or a date), so the menu is what looks different: each choice says what to type, in words a
+# first-time user reads without a legend, "Gõ 1 → Tiếp ▶️". No text of the bot starts a line with
+# "Gõ <number> →", and the lines make the old "Gõ 1, 2 hoặc 3." under the list unneeded, so a menu
+# costs a small phone's screen about what it did. Telegram shows buttons and is not rendered here.
+MENU_LINE = "Gõ {number} → {label}"
+
+
+def menu_lines(labels: list[str]) -> str:
+    """'Gõ 1 → Tiếp ▶️' lines: a menu as a channel without buttons shows it."""
+    return "\n".join(MENU_LINE.format(number=number, label=label) for number, label in enumerate(labels, start=1))
+
+
 def as_numbered(reply: Reply) -> str:
-    """The reply's text followed by its buttons as a numbered list, for channels without buttons."""
+    """The reply's text followed by its buttons as typed choices, for channels without buttons."""
     labels = reply.labels
     if not labels:
         return reply.text
-    return f"{reply.text}\n\n{numbered_lines(labels)}\n\n{choice_hint(len(labels))}"
+    return f"{reply.text}\n\n{menu_lines(labels)}"
 
 
 def merge_replies(replies: list[Reply], limit: int) -> list[Reply]:

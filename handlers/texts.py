@@ -25,5 +25,22 @@ BTN_REGISTER = "📝 Đăng ký lưu tiến độ"
 BTN_BACK = "↩️ Quay lại"
 BTN_SKIP = "Bỏ qua"
 
-# Typed words that always lead home, whatever step the person is in.
-HOME_WORDS = frozenset({"menu", "về menu", "ve menu", "trang chủ", "quay về", "thoát", "huỷ", "hủy", "start"})
+# Typed words that always lead home, whatever step the person is in, even one waiting for text: the
+# way out of any question. Matched ignoring case, spaces and punctuation around them, but with their
+# marks as written here: the forms without marks are listed one by one, and "huy" is not among them,
+# since Huy is a given name a person may type at a name question.
+HOME_WORDS = frozenset({"menu", "về menu", "ve menu", "trang chủ", "trang chu", "quay về", "quay ve", "thoát",
+                        "thoat", "huỷ", "hủy", "start"})
+
+# Plain words that do what a command does ("học" = /hoc). Matched ignoring case, spaces and
+# punctuation around them, and diacritics ("hoc", "tien do"); a step waiting for text (a name, a
+# date, an announcement) reads them as that text first, so only its own refusal lets them through.
+COMMAND_WORDS = {
+    "học": "hoc",
+    "học bài": "hoc",
+    "tiến độ": "tiendo",
+    "tiến độ của tôi": "tiendo",
+    "trợ giúp": "trogiup",
+    "giúp": "trogiup",
+    "hướng dẫn": "trogiup",
+}

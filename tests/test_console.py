@@ -149,7 +149,7 @@ async def test_the_terminal_shows_what_the_bot_sent_on_its_own_once_to_its_own_p
     first, again = io.StringIO(), io.StringIO()
     await run_console(dispatcher, "an", io.StringIO("1\n"), first)  # 1: the reminder's own button
     await run_console(dispatcher, "an", io.StringIO("/tiendo\n"), again)
-    assert first.getvalue().startswith("📬 ⏰ Còn 3 ngày") and "1. 📑 Lấy báo cáo" in first.getvalue()
+    assert first.getvalue().startswith("📬 ⏰ Còn 3 ngày") and "Gõ 1 → 📑 Lấy báo cáo" in first.getvalue()
     assert "Báo cáo chỉ dành cho người phụ trách đơn vị" in first.getvalue()  # a resident: politely refused
     assert "Còn 3 ngày" not in again.getvalue()
     async with services.database.session() as session:

@@ -5,17 +5,16 @@ from __future__ import annotations
 import pytest
 
 from handlers.core import Keyboard, Reply
-from handlers.render import as_numbered, choice_hint, merge_replies, split_text
+from handlers.render import as_numbered, merge_replies, split_text
 
 
-def test_buttons_become_a_numbered_list_with_a_hint():
+def test_buttons_become_choices_that_say_what_to_type():
     reply = Reply("Chọn:", Keyboard().add("Tiếp", "card:next").add("Quay lại", "card:prev").add("Menu", "menu").build())
-    assert as_numbered(reply) == "Chọn:\n\n1. Tiếp\n2. Quay lại\n3. Menu\n\nGõ 1, 2 hoặc 3."
+    assert as_numbered(reply) == "Chọn:\n\nGõ 1 → Tiếp\nGõ 2 → Quay lại\nGõ 3 → Menu"
 
 
-@pytest.mark.parametrize(("count", "hint"), [(1, "Gõ 1 để chọn."), (2, "Gõ 1 hoặc 2."), (8, "Gõ một số từ 1 đến 8.")])
-def test_choice_hint(count, hint):
-    assert choice_hint(count) == hint
+def test_a_reply_without_buttons_is_its_text():
+    assert as_numbered(Reply("Xin chào")) == "Xin chào"
 
 
 def test_short_text_is_not_split():

@@ -344,7 +344,10 @@ class TelegramOutbox:
         except BadRequest as error:  # Telegram's own description of the fault, never the message's text
             return Result(Outcome.REFUSED, reason=f"Telegram từ chối: {error.message}")
         except NetworkError as error:
-            if isinstance(error.__cause__, MAYBE_DELIVERED):
+            # Only a read timeout means the whole request went out and Telegram may have taken it. A broken
+            # or stale connection (a keep-alive the server had closed) most often never delivered it: a
+            # reminder lost is worse than one repeated, so those are tried again.
+            if isinstance(error.__cause__, httpx.ReadTimeout):
                 return Result(Outcome.SENT, reason="hết thời gian chờ sau khi gửi: coi như đã gửi, để không gửi trùng")
             return Result(Outcome.RETRY, reason="lỗi mạng hoặc máy chủ Telegram")
         return Result(Outcome.SENT)

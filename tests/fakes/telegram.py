@@ -3,6 +3,11 @@
 Tests inject what users do (messages, button presses, stickers) and read what the bot sent. The
 server can answer 429 with `retry_after`, 403 for a user who blocked the bot, 5xx, or answer slowly.
 With a webhook set, it delivers updates by POST with the secret header, as Telegram does.
+
+Flood control (issue 11), off unless asked for: `rate_limit=N` takes at most N `sendMessage` a second
+from the bot and `chat_limit=1.0` at most one a second per chat; beyond them the answer is Telegram's
+429 with `retry_after`. Every message taken is in `sent`; `message_counts()` counts repeats, and
+`GET /_fake/stats` gives the same to a benchmark running the fake in another process.
 """
 
 from __future__ import annotations
@@ -11,8 +16,10 @@ import asyncio
 import contextlib
 import itertools
 import json
+import math
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,15 +71,75 @@ class Failure:
     delay: float = 0.0
 
 
+class Bucket:
+    """A token bucket: `per_second` tokens a second, holding at most `capacity`."""
+
+    # Float time: a call one interval after the last conforms even if it comes a millisecond early.
+    SLACK = 1e-3
+
+    def __init__(self, per_second: float, capacity: float, now: float) -> None:
+        self.per_second = per_second
+        self.capacity = capacity
+        self.tokens = capacity
+        self.at = now
+
+    def wait(self, now: float) -> float:
+        """Seconds until a token is there (0: now); refills first."""
+        self.tokens = min(self.capacity, self.tokens + max(0.0, now - self.at) * self.per_second)
+        self.at = max(self.at, now)
+        return 0.0 if self.tokens >= 1 - self.SLACK else (1 - self.tokens) / self.per_second
+
+    def take(self) -> None:
+        self.tokens -= 1
+
+
+class FloodControl:
+    """Telegram's limits on sending as the fake plays them: `per_second` messages a second from the bot
+    (a bucket holding `burst`, one second's worth unless told) and, with `chat_interval`, one message per
+    that many seconds to each chat. Telegram documents no more than "about 30 a second"."""
+
+    def __init__(self, per_second: float | None, burst: float | None, chat_interval: float | None,
+                 monotonic: Callable[[], float]) -> None:
+        self.monotonic = monotonic
+        now = monotonic()
+        self.bot = Bucket(per_second, burst or per_second, now) if per_second else None
+        self.chat_interval = chat_interval
+        self.chats: dict[int, Bucket] = {}
+        self.refused = 0  # 429s answered
+
+    def admit(self, chat_id: int) -> int | None:
+        """Take the message (None), or the whole seconds Telegram would ask to wait."""
+        now = self.monotonic()
+        buckets = [self.bot] if self.bot else []
+        if self.chat_interval:
+            chat = self.chats.setdefault(chat_id, Bucket(1 / self.chat_interval, 1, now))
+            buckets.append(chat)
+        wait = max((bucket.wait(now) for bucket in buckets), default=0.0)
+        if wait > 0:
+            self.refused += 1
+            return max(1, math.ceil(wait))  # Telegram's retry_after is whole seconds
+        for bucket in buckets:
+            bucket.take()
+        return None
+
+
 class FakeTelegram:
     """The fake server. Use as `async with FakeTelegram() as telegram:`."""
 
-    def __init__(self, token: str = TOKEN) -> None:
+    def __init__(
+        self, token: str = TOKEN, *, rate_limit: float | None = None, burst: float | None = None,
+        chat_limit: float | None = None, blocked: Iterable[int] = (), port: int | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """`rate_limit`: sendMessage calls a second taken from the bot (None: no limit); `chat_limit`:
+        seconds between two messages to one chat (None: no limit); `blocked`: chats that answer 403;
+        `monotonic`: the limits' clock, injectable so tests need not wait."""
         self.token = token
         self.updates: list[dict[str, Any]] = []
         self.sent: dict[int, list[Sent]] = defaultdict(list)
         self.calls: list[tuple[str, dict[str, Any]]] = []
-        self.blocked: set[int] = set()
+        self.blocked: set[int] = set(blocked)
+        self.flood = FloodControl(rate_limit, burst, chat_limit, monotonic)
         self.failures: dict[str, list[Failure]] = defaultdict(list)
         self.webhook: dict[str, Any] | None = None
         self.webhook_responses: list[int] = []
@@ -88,7 +155,8 @@ class FakeTelegram:
         self._chat_changed: dict[int, asyncio.Condition] = defaultdict(asyncio.Condition)
         self._server = LocalServer(Starlette(routes=[
             Route("/bot{token}/{method}", self._endpoint, methods=["GET", "POST"]),
-        ]))
+            Route("/_fake/stats", self._stats, methods=["GET"]),
+        ]), port)
         self._client: httpx.AsyncClient | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -169,6 +237,20 @@ class FakeTelegram:
 
     def methods_called(self, method: str) -> list[dict[str, Any]]:
         return [params for name, params in self.calls if name == method]
+
+    def messages_taken(self) -> list[Sent]:
+        """Every sendMessage the server took (answered 200), in the order taken."""
+        taken = [sent for sents in self.sent.values() for sent in sents if sent.method == "sendMessage"]
+        return sorted(taken, key=lambda sent: sent.message_id)
+
+    def message_counts(self) -> Counter[tuple[int, str]]:
+        """How many times each (chat, text) was taken: above 1 is a duplicate."""
+        return Counter((sent.chat_id, sent.text) for sent in self.messages_taken())
+
+    @property
+    def too_many(self) -> int:
+        """429s answered by the flood control (not those asked for with `fail_next`)."""
+        return self.flood.refused
 
     async def wait_for(self, predicate, timeout: float = 10.0) -> None:
         """Wait until `predicate()` holds; fails after `timeout` seconds."""
@@ -378,7 +460,23 @@ class FakeTelegram:
         return JSONResponse({"ok": False, "error_code": 400, "description": description}, status_code=400)
 
     async def _api_sendMessage(self, params: dict[str, Any]) -> Any:
+        chat_id = int(params["chat_id"])
+        refused = await self._blocked_answer(chat_id)
+        if refused is not None:
+            return refused
+        retry_after = self.flood.admit(chat_id)
+        if retry_after is not None:
+            body = {"ok": False, "error_code": 429, "description": f"Too Many Requests: retry after {retry_after}",
+                    "parameters": {"retry_after": retry_after}}
+            return JSONResponse(body, status_code=429)
         return await self._record("sendMessage", params)
+
+    async def _stats(self, request: Request) -> JSONResponse:
+        """For a benchmark with the fake in another process: each message taken (chat, text, time on
+        perf_counter) and the 429s answered."""
+        taken = [[sent.chat_id, sent.text, sent.at] for sent in self.messages_taken()]
+        return JSONResponse({"messages": taken, "too_many": self.too_many,
+                             "calls": len(self.methods_called("sendMessage"))})
 
     async def _api_editMessageText(self, params: dict[str, Any]) -> Any:
         return await self._record("editMessageText", params)
