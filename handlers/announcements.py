@@ -276,7 +276,9 @@ async def on_text(turn: Turn, text: str) -> Replies:
 
 # --- preview and confirmation -----------------------------------------------------------------------
 
-async def view_preview(turn: Turn) -> Replies:
+async def _ready(turn: Turn) -> Replies | tuple[Audience, str, str, str]:
+    """(audience, title, header, body) of the draft in the step's data, checked again (the data of an
+    old step may be stale or forged); otherwise the replies that send the person back."""
     draft = await _draft(turn)
     if isinstance(draft, list):
         return draft
@@ -284,6 +286,14 @@ async def view_preview(turn: Turn) -> Replies:
     body = str(turn.data.get("text", "")).strip()
     if not body or len(body) > _limit(turn, header):
         return await view_text(turn)
+    return audience, title, header, body
+
+
+async def view_preview(turn: Turn) -> Replies:
+    ready = await _ready(turn)
+    if isinstance(ready, list):
+        return ready
+    audience, title, header, body = ready
     count = await store.reachable_count(turn.session, audience)
     keyboard = Keyboard()
     if count:
@@ -311,13 +321,10 @@ async def on_decision(turn: Turn, argument: str) -> Replies:
 
 
 async def _send(turn: Turn) -> Replies:
-    draft = await _draft(turn)
-    if isinstance(draft, list):
-        return draft
-    _scopes, audience, title, header = draft
-    body = str(turn.data.get("text", "")).strip()
-    if not body or len(body) > _limit(turn, header):
-        return await view_text(turn)
+    ready = await _ready(turn)
+    if isinstance(ready, list):
+        return ready
+    audience, title, header, body = ready
     limited = await _over_limit(turn)
     if limited is not None:
         return limited
