@@ -34,6 +34,7 @@ MY_DATA = (
     "• Tổ chức: {orgs}\n• VNeID mức 2: {vneid}\n"
     "• Vai trò: {roles}\n"
     "• Lãnh đạo tổ chức và trưởng thôn xem được tên bạn: {named}\n"
+    "• Nhắc học khi lâu không học: {nudges}\n"
     "• Tài khoản nhắn tin: {accounts}\n"
     "• Bài học đã mở: {lessons}; lượt làm bài kiểm tra: {attempts}; câu trả lời: {answers}; "
     "nhật ký hoạt động: {activities} mục\n\n"
@@ -109,6 +110,7 @@ async def show_my_data(turn: Turn, _arg: str = "") -> Replies:
     text = MY_DATA.format(
         roles="; ".join(roles) or "người học",
         named="có" if person.consent_version >= CONSENT_VERSION else "không (chỉ được đếm số người)",
+        nudges="đang tắt" if person.nudges_off else "đang bật (tắt trong /caidat)",
         consent=person.consent_at.astimezone(turn.config.zone).strftime("%H:%M %d/%m/%Y"),
         accounts=", ".join(f"{account.channel}" for account in accounts),
         lessons=await queries.count_rows(session, LessonProgress, person_id),  # type: ignore[arg-type]

@@ -53,7 +53,8 @@ async def test_my_data_lists_everything_stored(chat, services):
     await finish_first_lesson(chat, services)
     shown = await chat.say("/dulieucuatoi")
     for expected in ("Nguyễn Văn An", "Thôn 2", "Người dân", "Hội Nông dân xã", "Đã kích hoạt mức 2",
-                     "console", "lượt làm bài kiểm tra: 1", f"câu trả lời: {len(first_lesson(services).quiz)}"):
+                     "Nhắc học khi lâu không học: đang bật", "console", "lượt làm bài kiểm tra: 1",
+                     f"câu trả lời: {len(first_lesson(services).quiz)}"):
         assert expected in shown
 
 

@@ -169,6 +169,8 @@ async def test_caidat_turns_nudges_off_and_on(dispatcher, services, clock):
     await converse(chat, [("/caidat", "🔔 Nhắc học: đang bật"), ("#Nhắc học", "Đã tắt nhắc học")])
     assert "🔔 Nhắc học: đang tắt" in chat.transcript and "Bạn muốn sửa mục nào?" in chat.transcript
     assert await enqueue_nudges(services, clock()) == 0
+    assert "Nhắc học khi lâu không học: đang tắt" in await chat.say("/dulieucuatoi")
+    await chat.say("/caidat")
     await converse(chat, [("#Nhắc học", "Đã bật nhắc học")])
     assert "🔔 Nhắc học: đang bật" in chat.transcript
     assert not (await person_of(services, "learner")).nudges_off
