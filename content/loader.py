@@ -9,40 +9,31 @@ from typing import TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from content.schema import Course, Lesson
+from content.channels import channel_problems
+from content.contacts import Contacts, load_contacts, placeholder_problems, render_placeholders, unset_contacts
+from content.problems import ContentError, ContentProblem
+from content.schema import Course, Lesson, option_key
+
+__all__ = ["CONTENT_DIR", "Catalog", "ContentError", "ContentProblem", "link_problems", "load_catalog"]
 
 CONTENT_DIR = Path(__file__).parent
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 @dataclass(frozen=True)
-class ContentProblem:
-    """One thing wrong with the content: where, and what."""
-
-    file: str
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}: {self.field}" if self.field else self.file
-        return f"{where}: {self.message}"
-
-
-class ContentError(Exception):
-    """The content does not load; `problems` lists every error found."""
-
-    def __init__(self, problems: list[ContentProblem]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(str(problem) for problem in problems))
-
-
-@dataclass(frozen=True)
 class Catalog:
-    """The validated curriculum: courses in file order, lessons by id."""
+    """The validated curriculum: courses in file order, lessons by id.
+
+    `lessons` are ready to show: their `{lien-he:…}` placeholders are replaced by the commune's contacts.
+    `written` keeps each lesson as its file has it, placeholders and all, for tools that write files back
+    (the spreadsheet export and import).
+    """
 
     courses: tuple[Course, ...]
     lessons: dict[str, Lesson] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)  # lesson or course id -> file, relative to the root
+    written: dict[str, Lesson] = field(default_factory=dict)
+    contacts: Contacts = field(default_factory=unset_contacts)
 
     @property
     def core_course(self) -> Course:
@@ -50,6 +41,10 @@ class Catalog:
 
     def lesson(self, lesson_id: str) -> Lesson | None:
         return self.lessons.get(lesson_id)
+
+    def as_written(self, lesson_id: str) -> Lesson | None:
+        """The lesson as its file has it (placeholders not replaced)."""
+        return self.written.get(lesson_id, self.lessons.get(lesson_id))
 
     def course(self, course_id: str) -> Course | None:
         return next((course for course in self.courses if course.id == course_id), None)
@@ -91,11 +86,16 @@ def _read_file(
         ]
 
 
-def load_catalog(directory: Path | None = None) -> Catalog:
-    """Load `courses/*.yaml` and `lessons/*.yaml`; raise ContentError listing every problem."""
+def load_catalog(directory: Path | None = None, *, strict: bool = False) -> Catalog:
+    """Load `courses/*.yaml`, `lessons/*.yaml` and `local-contacts.yaml`; raise ContentError listing every problem.
+
+    `strict` adds the rules of `hocvuso content check` that judge the course as a whole rather than
+    what the bot needs to run (today: no option text repeated across questions).
+    """
     root = directory or CONTENT_DIR
-    problems: list[ContentProblem] = []
+    contacts, problems = load_contacts(root)
     lessons: dict[str, Lesson] = {}
+    written: dict[str, Lesson] = {}
     files: dict[str, str] = {}
     for path in sorted((root / "lessons").glob("*.yaml")):
         lesson, found = _read_file(path, Lesson, root)
@@ -106,7 +106,13 @@ def load_catalog(directory: Path | None = None) -> Catalog:
         if lesson.id in lessons:
             problems.append(ContentProblem(name, "id", f"mã bài {lesson.id!r} đã dùng ở {files[lesson.id]}"))
             continue
-        lessons[lesson.id] = lesson
+        placeholders = _placeholder_problems(lesson, name)
+        problems.extend(placeholders)
+        shown = _rendered(lesson, contacts)
+        if not placeholders:
+            problems.extend(ContentProblem(name, where, message) for where, message in channel_problems(shown))
+        lessons[lesson.id] = shown
+        written[lesson.id] = lesson
         files[lesson.id] = name
     courses: list[Course] = []
     course_files: dict[str, str] = {}
@@ -122,9 +128,52 @@ def load_catalog(directory: Path | None = None) -> Catalog:
         courses.append(course)
         course_files.setdefault(course.id, name)
     problems.extend(_catalog_problems(courses, lessons, files))
+    if strict:
+        problems.extend(repeated_options([(files[lesson_id], lesson) for lesson_id, lesson in written.items()]))
     if problems:
         raise ContentError(problems)
-    return Catalog(courses=tuple(courses), lessons=lessons, files={**files, **_prefixed(course_files)})
+    return Catalog(courses=tuple(courses), lessons=lessons, files={**files, **_prefixed(course_files)},
+                   written=written, contacts=contacts)
+
+
+def _rendered(lesson: Lesson, contacts: Contacts) -> Lesson:
+    cards = [render_placeholders(card, contacts) for card in lesson.cards]
+    return lesson if cards == lesson.cards else lesson.model_copy(update={"cards": cards})
+
+
+def _placeholder_problems(lesson: Lesson, name: str) -> list[ContentProblem]:
+    """Placeholders are for the commune's contacts, and only in cards; each unknown one is named."""
+    texts: list[tuple[str, str, bool]] = [("title", lesson.title, False), ("promise", lesson.promise, False)]
+    texts += [(f"cards[{i}]", card, True) for i, card in enumerate(lesson.cards, start=1)]
+    for q, question in enumerate(lesson.quiz, start=1):
+        texts += [(f"quiz[{q}].question", question.question, False),
+                  (f"quiz[{q}].explanation", question.explanation, False)]
+        texts += [(f"quiz[{q}].options[{o}].text", option.text, False)
+                  for o, option in enumerate(question.options, start=1)]
+    return [
+        ContentProblem(name, where, message)
+        for where, text, allowed in texts
+        for message in placeholder_problems(text, allowed=allowed)
+    ]
+
+
+def repeated_options(lessons: list[tuple[str, Lesson]]) -> list[ContentProblem]:
+    """Every option whose text (compared by `option_key`) already appeared in an earlier question.
+
+    A wrong option that comes back in several questions teaches people to rule it out by sight; a right
+    one lets them pass without reading.
+    """
+    seen: dict[str, str] = {}
+    problems = []
+    for name, lesson in lessons:
+        for q, question in enumerate(lesson.quiz, start=1):
+            for o, option in enumerate(question.options, start=1):
+                where = f"quiz[{q}].options[{o}].text"
+                first = seen.setdefault(option_key(option.text), f"{name} {where}")
+                if first != f"{name} {where}" and not first.startswith(f"{name} quiz[{q}]."):
+                    problems.append(ContentProblem(
+                        name, where, f"lựa chọn {option.text!r} đã có ở {first}; hãy viết lại cho khác"))
+    return problems
 
 
 def _prefixed(course_files: dict[str, str]) -> dict[str, str]:

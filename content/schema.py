@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from enum import StrEnum
 from typing import Annotated
 
@@ -23,7 +25,7 @@ EXPLANATION_MAX = 200
 QUESTION_MAX = 300
 CARDS_MIN, CARDS_MAX = 3, 6
 QUESTIONS_MIN, QUESTIONS_MAX = 4, 5
-OPTIONS_MIN, OPTIONS_MAX = 2, 4
+OPTIONS_MIN, OPTIONS_MAX = 3, 4
 # Ids are stored in database columns (storage/models.py): lesson ids in lesson_id (40), question ids in
 # activity details ("question-id:dung", 60), course ids in activity details. `content` may not import
 # `storage`, so tests/test_content.py pins these limits to the columns themselves.
@@ -67,18 +69,36 @@ class Option(Strict):
     correct: bool = False
 
 
+def option_key(text: str) -> str:
+    """An option's text as compared for repeats: NFC, casefolded, spaces collapsed, no trailing punctuation."""
+    key = re.sub(r"\s+", " ", unicodedata.normalize("NFC", text).casefold()).strip()
+    while key and (key[-1].isspace() or unicodedata.category(key[-1]).startswith("P")):
+        key = key[:-1]
+    return key
+
+
 class Question(Strict):
     id: Slug
     question: _text(QUESTION_MAX)  # type: ignore[valid-type]
-    options: list[Option] = Field(min_length=OPTIONS_MIN, max_length=OPTIONS_MAX)
+    options: list[Option]
     explanation: _text(EXPLANATION_MAX)  # type: ignore[valid-type]
 
     @field_validator("options")
     @classmethod
-    def _exactly_one_correct(cls, options: list[Option]) -> list[Option]:
+    def _three_or_four_one_correct(cls, options: list[Option]) -> list[Option]:
+        problems = []
+        if not OPTIONS_MIN <= len(options) <= OPTIONS_MAX:
+            problems.append(f"cần {OPTIONS_MIN} hoặc {OPTIONS_MAX} lựa chọn, đang có {len(options)}")
         correct = sum(option.correct for option in options)
         if correct != 1:
-            raise ValueError(f"cần đúng một đáp án đúng (correct: true), đang có {correct}")
+            problems.append(f"cần đúng một đáp án đúng (correct: true), đang có {correct}")
+        seen: dict[str, int] = {}
+        for number, option in enumerate(options, start=1):
+            first = seen.setdefault(option_key(option.text), number)
+            if first != number:
+                problems.append(f"lựa chọn {number} trùng với lựa chọn {first}")
+        if problems:
+            raise ValueError("; ".join(problems))
         return options
 
     @property

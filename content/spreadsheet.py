@@ -101,8 +101,10 @@ def _header(sheet: Any, columns: list[str]) -> None:
 
 
 def _lessons_in_order(catalog: Catalog) -> list[Lesson]:
-    ordered = catalog.ordered_lessons()
-    return ordered + [lesson for lesson in catalog.lessons.values() if lesson not in ordered]
+    """Every lesson as its file has it (contact placeholders kept), in course order, then the rest."""
+    ordered = [lesson.id for lesson in catalog.ordered_lessons()]
+    ids = ordered + [lesson_id for lesson_id in catalog.lessons if lesson_id not in ordered]
+    return [catalog.as_written(lesson_id) or catalog.lessons[lesson_id] for lesson_id in ids]
 
 
 # --- import -------------------------------------------------------------------------------------
@@ -302,7 +304,7 @@ def _write_changes(root: Path, current: Catalog, courses: list[Course], lessons:
     course_dir.mkdir(parents=True, exist_ok=True)
     number = len(list(lesson_dir.glob("*.yaml")))
     for lesson in lessons:
-        existing = current.lessons.get(lesson.id)
+        existing = current.as_written(lesson.id)  # as the file has it: placeholders are not replaced
         if existing == lesson:
             result.unchanged.append(lesson.id)
             continue

@@ -77,7 +77,9 @@ async def resume_quiz(turn: Turn, lesson: Lesson) -> Replies | None:
     answers = {
         qid: saved[key].option_index for qid in order if (key := answer_key(lesson.id, qid)) in saved
     }
-    turn.goto("quiz", lesson=lesson.id, order=order, answers=answers, attempt=attempt.id)
+    # Right or wrong as it was when answered: the lesson's options may have been reordered since.
+    right = [qid for qid in answers if saved[answer_key(lesson.id, qid)].correct]
+    turn.goto("quiz", lesson=lesson.id, order=order, answers=answers, right=right, attempt=attempt.id)
     position = _current(lesson, order, answers)
     if position is None:  # every answer was saved but the result was not: finish now
         return await _finish(turn, lesson)
@@ -129,7 +131,8 @@ async def on_answer(turn: Turn, arg: str) -> Replies:
 
 
 async def _save_answer(turn: Turn, lesson: Lesson, question: Question, choice: int, correct: bool) -> None:
-    turn.update(answers={**turn.data["answers"], question.id: choice})
+    right = [*turn.data.get("right", []), question.id] if correct else turn.data.get("right", [])
+    turn.update(answers={**turn.data["answers"], question.id: choice}, right=right)
     attempt_id = turn.data.get("attempt")
     if turn.person is None or attempt_id is None:
         return
@@ -152,7 +155,9 @@ async def _finish(turn: Turn, lesson: Lesson) -> Replies:
     order: list[str] = turn.data["order"]
     answers: dict[str, int] = turn.data["answers"]
     questions = [q for q in (lesson.question(qid) for qid in order) if q is not None]
-    missed = [q for q in questions if answers.get(q.id) != q.correct_index]
+    # A quiz started before "right" was kept is scored from the indices, as it was then.
+    right = set(turn.data.get("right", [q.id for q in questions if answers.get(q.id) == q.correct_index]))
+    missed = [q for q in questions if q.id not in right]
     correct = len(questions) - len(missed)
     total = len(questions)
     score = _score(correct, total)

@@ -63,7 +63,8 @@ async def start_review(turn: Turn) -> Replies:
     saved = await queries.answers_of(turn.session, attempt.id)  # type: ignore[arg-type]
     order = [key for key in attempt.question_ids if _question(turn, key) is not None]
     answers = {key: saved[key].option_index for key in order if key in saved}
-    turn.goto("review", order=order, answers=answers, attempt=attempt.id)
+    right = [key for key in answers if saved[key].correct]  # as answered, whatever the options' order now
+    turn.goto("review", order=order, answers=answers, right=right, attempt=attempt.id)
     return await view_review(turn)
 
 
@@ -103,7 +104,8 @@ async def on_review_answer(turn: Turn, arg: str) -> Replies:
     if choice is None or choice >= len(question.options):
         return [Reply(texts.STALE_BUTTON), *await view_review(turn)]
     correct = choice == question.correct_index
-    turn.update(answers={**turn.data["answers"], key: choice})
+    right = [*turn.data.get("right", []), key] if correct else turn.data.get("right", [])
+    turn.update(answers={**turn.data["answers"], key: choice}, right=right)
     turn.session.add(Answer(attempt_id=turn.data["attempt"], question_id=key, option_index=choice,
                             correct=correct, answered_at=turn.now))
     await queries.log_activity(turn.session, turn.person, "answer_given", turn.now, key.partition("/")[0],
@@ -115,7 +117,9 @@ async def _finish(turn: Turn) -> Replies:
     order: list[str] = turn.data.get("order", [])
     answers: dict[str, int] = turn.data.get("answers", {})
     questions = {key: _question(turn, key) for key in order}
-    correct = sum(1 for key, q in questions.items() if q is not None and answers.get(key) == q.correct_index)
+    right = set(turn.data.get("right", [key for key, q in questions.items()
+                                        if q is not None and answers.get(key) == q.correct_index]))
+    correct = sum(1 for key, q in questions.items() if q is not None and key in right)
     attempt = await turn.session.get(QuizAttempt, turn.data.get("attempt")) if turn.data.get("attempt") else None
     if attempt is not None and attempt.finished_at is None:
         attempt.correct, attempt.total, attempt.finished_at = correct, len(order), turn.now
