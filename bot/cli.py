@@ -156,7 +156,7 @@ def chat(
 
 @app.command()
 def run() -> None:
-    """Chạy bot trên các kênh đã cấu hình (Telegram: long polling, hoặc webhook khi có HOCVUSO_WEBHOOK_URL)."""
+    """Chạy bot trên các kênh đã cấu hình (Telegram, Zalo: long polling, hoặc webhook khi có HOCVUSO_WEBHOOK_URL)."""
     from bot.runtime import NoChannelConfigured, run_until_signalled
 
     settings = _settings()
@@ -164,7 +164,7 @@ def run() -> None:
     try:
         _start(settings, lambda: run_event_loop(run_until_signalled(settings)), passes=(NoChannelConfigured,))
     except NoChannelConfigured:
-        _say("Chưa cấu hình kênh nào: hãy đặt HOCVUSO_TELEGRAM_TOKEN (xem README). "
+        _say("Chưa cấu hình kênh nào: hãy đặt HOCVUSO_TELEGRAM_TOKEN hoặc HOCVUSO_ZALO_TOKEN (xem README). "
              "Muốn thử ngay trong cửa sổ này thì dùng: hocvuso chat")
         raise typer.Exit(2) from None
 
@@ -191,15 +191,20 @@ def db_upgrade() -> None:
 def content_check(
     directory: Annotated[Path | None, typer.Argument(help="Thư mục nội dung khác (mặc định: content/).")] = None,
 ) -> None:
-    """Kiểm tra mọi tệp bài học và khóa học."""
+    """Kiểm tra mọi tệp bài học, khóa học và tệp liên hệ của xã (local-contacts.yaml)."""
+    from content.contacts import CONTACTS_FILE, unset_names
+
     try:
-        catalog = load_catalog(directory or _settings().content_dir)
+        catalog = load_catalog(directory or _settings().content_dir, strict=True)
     except ContentError as exc:
         _fail_on_content(exc)
         return
     lessons = len(catalog.lessons)
     questions = sum(len(lesson.quiz) for lesson in catalog.lessons.values())
     typer.echo(f"Nội dung hợp lệ: {len(catalog.courses)} khóa học, {lessons} bài học, {questions} câu hỏi.")
+    if unset := unset_names(catalog.contacts):
+        typer.echo(f"Liên hệ của xã chưa có số điện thoại, địa chỉ ({CONTACTS_FILE}): {', '.join(unset)}; "
+                   "bài học sẽ chỉ chỗ hỏi thay.")
 
 
 def _content_root() -> Path:

@@ -173,6 +173,7 @@ ACTION_NAMES = {
     "deadline_paused": "tạm dừng nhắc hạn", "deadline_resumed": "nhắc lại hạn", "deadline_removed": "xóa hạn chót",
     "report_handed_in": "báo đã nộp báo cáo", "announcement": "mở gửi thông báo",
     "announcement_sent": "gửi thông báo", "announcement_progress": "xem tiến độ thông báo",
+    "account_linked": "liên kết tài khoản Telegram/Zalo",
 }
 
 

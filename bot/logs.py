@@ -31,7 +31,7 @@ NOISY = ("httpx", "httpcore", "alembic.runtime.migration")
 # Messages of these say what failed on the network or the disk (connection refused, timed out, the
 # Bot API's own description) and never carry what a person typed or a stored row; any token in them
 # is redacted with the other secrets.
-SAFE_MESSAGE_MODULES = ("telegram.error", "httpx", "httpcore")
+SAFE_MESSAGE_MODULES = ("telegram.error", "httpx", "httpcore", "bot.channels.zalo_client")
 SAFE_MESSAGE_TYPES: tuple[type[BaseException], ...] = (OSError,)  # TimeoutError and ConnectionError too
 # Attributes of driver errors that name the failure or the schema object, never a value.
 DETAIL_ATTRIBUTES = (
@@ -55,8 +55,10 @@ def database_password(url: str) -> str | None:
 
 
 def secrets_of(settings: Settings) -> list[str]:
-    """Every value in the settings that must never be written anywhere."""
-    secrets = [secret.get_secret_value() for secret in (settings.telegram_token, settings.webhook_secret) if secret]
+    """Every value in the settings that must never be written anywhere (the download links' key too)."""
+    secrets = [secret.get_secret_value() for secret in (settings.telegram_token, settings.webhook_secret,
+                                                        settings.zalo_token, settings.zalo_webhook_secret,
+                                                        settings.link_secret) if secret]
     password = database_password(settings.database_url)
     return [*secrets, password] if password else secrets
 

@@ -53,7 +53,13 @@ ORGANISATION_NAME_MAX = column_length(Organisation, "name")
 COMMUNE_NAME_MAX = 100
 # Telegram tokens are "<bot id>:<secret>"; anything else would only be refused by the Bot API later.
 TELEGRAM_TOKEN = re.compile(r"[0-9]{1,20}:[A-Za-z0-9_-]{1,200}", re.ASCII)
+# Zalo Bot Platform tokens are "<bot id>:<secret>" too; Zalo publishes no alphabet for the secret part,
+# so only what cannot be a token is refused: spaces, and a value without its colon.
+ZALO_TOKEN = re.compile(r"[0-9]{1,30}:[^\s]{1,500}", re.ASCII)
+ZALO_SECRET_MIN, ZALO_SECRET_MAX = 8, 256  # setWebhook's secret_token
 TELEGRAM_USERNAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{2,29}[Bb][Oo][Tt]")
+# HOCVUSO_LINK_SECRET signs download links; `python3 -c "import secrets; print(secrets.token_urlsafe(32))"` gives 43.
+LINK_SECRET_MIN = 32
 LISTEN_HOST = re.compile(r"[A-Za-z0-9.:_\[\]-]{1,253}", re.ASCII)
 
 
@@ -142,9 +148,25 @@ class Settings(BaseSettings):
     # 0 would make an idle bot call getUpdates hundreds of times a second; Telegram allows up to 50.
     telegram_poll_timeout: int = Field(default=25, ge=1, le=50)
     telegram_concurrency: int = Field(default=32, ge=1, le=256)
+    zalo_token: SecretStr | None = None
+    # The Zalo Bot Platform's address; older deployments used https://bot-api.zapps.me.
+    zalo_api_url: str = "https://bot-api.zaloplatforms.com"
+    zalo_timeout: float = Field(default=10.0, ge=0.1, le=120)
+    zalo_max_retries: int = Field(default=3, ge=0, le=20)
+    # getUpdates' long poll in seconds: Zalo answers 408 after it when nothing came.
+    zalo_poll_timeout: int = Field(default=30, ge=1, le=60)
+    zalo_concurrency: int = Field(default=32, ge=1, le=256)
+    # Zalo posts to HOCVUSO_WEBHOOK_URL/webhook/zalo with this in X-Bot-Api-Secret-Token (8-256 characters).
+    zalo_webhook_secret: SecretStr | None = None
     webhook_url: str | None = None
     # Where people reach this server from outside: certificates carry a QR code of <public_url>/xacthuc/<code>.
     public_url: str | None = None
+    # Files a channel cannot send (Zalo) are offered as <public_url>/tai/<token> links (bot/downloads.py):
+    # kept in this folder, signed with this key (a random one kept in <folder>/.key when unset), valid
+    # this many hours.
+    downloads_dir: Path = Path("var/downloads")
+    link_secret: SecretStr | None = None
+    link_hours: int = Field(default=24, ge=1, le=168)
     webhook_secret: SecretStr | None = None
     listen_host: str = "127.0.0.1"
     listen_port: int = Field(default=8080, ge=1, le=65535)
@@ -177,12 +199,43 @@ class Settings(BaseSettings):
             raise ValueError(f"không có thư mục {value}")
         return value
 
+    @field_validator("downloads_dir")
+    @classmethod
+    def _folder_or_nothing(cls, value: Path) -> Path:
+        # Created at start when missing; a file in its place could never hold the downloads.
+        if value.exists() and not value.is_dir():
+            raise ValueError(f"{value} là một tệp, không phải thư mục")
+        return value
+
+    @field_validator("link_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        # Never quoted back, not even its length.
+        if value is not None and len(value.get_secret_value()) < LINK_SECRET_MIN:
+            raise ValueError(f"cần ít nhất {LINK_SECRET_MIN} ký tự ngẫu nhiên (hoặc để trống: hocvuso tự tạo khóa)")
+        return value
+
     @field_validator("telegram_token")
     @classmethod
     def _token_shape(cls, value: SecretStr | None) -> SecretStr | None:
         # The value is never quoted back: it is a secret even when it is wrong.
         if value is not None and not TELEGRAM_TOKEN.fullmatch(value.get_secret_value()):
             raise ValueError("không đúng dạng token của @BotFather (số:chuỗi ký tự, không dấu cách)")
+        return value
+
+    @field_validator("zalo_token")
+    @classmethod
+    def _zalo_token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not ZALO_TOKEN.fullmatch(value.get_secret_value()):
+            raise ValueError("không đúng dạng token của Zalo Bot Creator (số:chuỗi ký tự, không dấu cách)")
+        return value
+
+    @field_validator("zalo_webhook_secret")
+    @classmethod
+    def _zalo_secret_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.fullmatch(rf"[A-Za-z0-9_-]{{{ZALO_SECRET_MIN},{ZALO_SECRET_MAX}}}",
+                                                   value.get_secret_value()):
+            raise ValueError(f"chỉ gồm chữ không dấu, số, _ và -, dài {ZALO_SECRET_MIN} đến {ZALO_SECRET_MAX} ký tự")
         return value
 
     @field_validator("telegram_username")
@@ -245,7 +298,7 @@ class Settings(BaseSettings):
             raise ValueError("cần đường dẫn tới một tệp, như sqlite+aiosqlite:///var/hocvuso.db")
         return value
 
-    @field_validator("telegram_api_url", "webhook_url", "public_url")
+    @field_validator("telegram_api_url", "zalo_api_url", "webhook_url", "public_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         return _http_url(value) if value is not None else None
@@ -260,8 +313,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _webhook_needs_secret(self) -> Settings:
-        if self.webhook_url and not self.webhook_secret:
+        if self.webhook_url and self.telegram_token and not self.webhook_secret:
             raise ValueError("HOCVUSO_WEBHOOK_URL cần có HOCVUSO_WEBHOOK_SECRET đi kèm")
+        if self.webhook_url and self.zalo_token and not self.zalo_webhook_secret:
+            raise ValueError("HOCVUSO_WEBHOOK_URL cùng HOCVUSO_ZALO_TOKEN cần có HOCVUSO_ZALO_WEBHOOK_SECRET đi kèm")
         return self
 
     @property

@@ -20,6 +20,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from telegram import error as tg
 
+from bot.channels.zalo_client import ZaloError, ZaloNetworkError, ZaloUnauthorized
+from bot.downloads import DownloadsError
 from bot.logs import qualified_name, redact, secrets_of
 from bot.settings import Settings
 
@@ -38,6 +40,12 @@ API_CONFLICT = ("Telegram báo một tiến trình khác đang nhận tin bằng
                 "hãy dừng bản đang chạy kia trước.")
 API_BAD_REQUEST = "Bot API tại {api} từ chối một yêu cầu lúc khởi động ({setting}): {description}"
 API_FAILED = "Máy chủ Bot API tại {api} báo lỗi lúc khởi động ({name}) (HOCVUSO_TELEGRAM_API_URL)."
+ZALO_TOKEN_REJECTED = ("Zalo từ chối token trong HOCVUSO_ZALO_TOKEN: token sai hoặc đã bị thu hồi; "
+                       "hãy lấy token đúng trong Zalo Bot Creator.")
+ZALO_UNREACHABLE = ("Không kết nối được máy chủ Zalo Bot API tại {api} (HOCVUSO_ZALO_API_URL): "
+                    "hãy kiểm tra địa chỉ, mạng và tường lửa.")
+ZALO_FAILED = ("Máy chủ Zalo Bot API tại {api} báo lỗi lúc khởi động: {description} "
+               "(HOCVUSO_ZALO_API_URL, HOCVUSO_WEBHOOK_URL).")
 
 SQLITE_LINES = {
     "SQLITE_NOTADB": "Tệp cơ sở dữ liệu {file} hỏng hoặc không phải tệp SQLite (HOCVUSO_DATABASE_URL): "
@@ -99,7 +107,7 @@ def describe(exc: BaseException, settings: Settings) -> str:
 def explain(exc: BaseException, settings: Settings) -> str | None:
     """One line naming the setting or file behind a known start-up failure; None for anything else."""
     errors = list(causes(exc))
-    for explainer in (_telegram, _database, _listen, _content):
+    for explainer in (_telegram, _zalo, _downloads, _database, _listen, _content):
         line = explainer(errors, settings)
         if line is not None:
             return " ".join(redact(line, secrets_of(settings)).split())  # one line, whatever a description held
@@ -158,6 +166,23 @@ def _telegram(errors: list[BaseException], settings: Settings) -> str | None:
         setting = "HOCVUSO_WEBHOOK_URL" if settings.webhook_url else "HOCVUSO_TELEGRAM_API_URL"
         return API_BAD_REQUEST.format(api=api, setting=setting, description=bad_request.message)
     return API_FAILED.format(api=api, name=type(error).__name__)
+
+
+def _zalo(errors: list[BaseException], settings: Settings) -> str | None:
+    error = first(errors, ZaloError)
+    if not isinstance(error, ZaloError):
+        return None
+    api = public_url(settings.zalo_api_url)
+    if isinstance(error, ZaloUnauthorized):
+        return ZALO_TOKEN_REJECTED
+    if isinstance(error, ZaloNetworkError):
+        return ZALO_UNREACHABLE.format(api=api)
+    return ZALO_FAILED.format(api=api, description=error.description)  # Zalo's own words, token redacted
+
+
+def _downloads(errors: list[BaseException], settings: Settings) -> str | None:
+    error = first(errors, DownloadsError)
+    return str(error) if error is not None else None
 
 
 # --- the database ---------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""One ASGI app for every channel's webhook, plus /healthz and the certificate page /xacthuc/{code}."""
+"""One ASGI app for every channel's webhook, plus /healthz, the certificate page /xacthuc/{code} and the
+download links /tai/{token} (bot/downloads.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from bot.channels.telegram import TelegramChannel
+from bot.channels.zalo import ZaloChannel
+from bot.downloads import MAX_TOKEN_LENGTH, Downloads, content_disposition, content_type
 from handlers.certificates import genuine_fields
 from storage import certificates
 from storage.certificates import Issued
@@ -22,6 +25,7 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 1_000_000  # an update is a few kilobytes; anything this large is not from Telegram
 TELEGRAM_SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+ZALO_SECRET_HEADER = "X-Bot-Api-Secret-Token"
 
 
 def secret_matches(given: str | None, expected: str) -> bool:
@@ -68,7 +72,33 @@ def certificate_page(issued: Issued | None) -> str:
     return PAGE.format(title=html.escape(FOUND), body=f"<p>{html.escape(FOUND_NOTE)}</p><dl>{rows}</dl>")
 
 
-def build_web_app(database: Database, telegram: TelegramChannel | None, telegram_secret: str | None) -> Starlette:
+# A downloaded file holds people's figures or a name: never cached, indexed or sent on as a referrer.
+DOWNLOAD_HEADERS = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex, nofollow", "Referrer-Policy": "no-referrer",
+                    "X-Content-Type-Options": "nosniff"}
+LINK_GONE = ("Đường dẫn tải tệp không hợp lệ hoặc đã hết hạn. "
+             "Hãy xin lại tệp trong cuộc trò chuyện với trợ lý.")
+LINK_GONE_PAGE = f"""<!doctype html>
+<html lang="vi"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex, nofollow"><title>Không tải được tệp</title>
+<style>body{{font-family:sans-serif;max-width:36em;margin:2em auto;padding:0 1em;line-height:1.5}}</style></head>
+<body><p>{html.escape(LINK_GONE)}</p></body></html>
+"""
+
+
+async def read_json(request: Request) -> object | Response:
+    """The body as JSON, or the response that refuses it (413 too large, 400 not JSON)."""
+    body = await read_at_most(request, MAX_BODY)
+    if body is None:
+        return Response(status_code=413)
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
+        return Response(status_code=400)
+
+
+def build_web_app(database: Database, telegram: TelegramChannel | None, telegram_secret: str | None, *,
+                  zalo: ZaloChannel | None = None, zalo_secret: str | None = None,
+                  downloads: Downloads | None = None) -> Starlette:
     async def healthz(_request: Request) -> Response:
         try:
             await database.ping()
@@ -82,17 +112,27 @@ def build_web_app(database: Database, telegram: TelegramChannel | None, telegram
             return Response(status_code=404)
         if not secret_matches(request.headers.get(TELEGRAM_SECRET_HEADER), telegram_secret):
             return Response(status_code=403)
-        body = await read_at_most(request, MAX_BODY)
-        if body is None:
-            return Response(status_code=413)
-        try:
-            data = json.loads(body)
-        except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
-            return Response(status_code=400)
+        data = await read_json(request)
+        if isinstance(data, Response):
+            return data
         if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
             return Response(status_code=400)
         # 200 only once the update is stored in the inbox: Telegram sends it again after anything else.
         return Response(status_code=await telegram.accept_webhook(data))
+
+    async def zalo_webhook(request: Request) -> Response:
+        if zalo is None or zalo_secret is None:
+            return Response(status_code=404)
+        # Checked before the body is read: a caller without the secret gets nothing processed.
+        if not secret_matches(request.headers.get(ZALO_SECRET_HEADER), zalo_secret):
+            return Response(status_code=403)
+        data = await read_json(request)
+        if isinstance(data, Response):
+            return data
+        if not isinstance(data, dict):
+            return Response(status_code=400)
+        # 200 only once the update is stored in the inbox (or is not one hocvuso answers).
+        return Response(status_code=await zalo.accept_webhook(data))
 
     async def verify_certificate(request: Request) -> Response:
         # Anyone with the paper may look; the code's 24^12 possibilities are what stop guessing here.
@@ -104,8 +144,27 @@ def build_web_app(database: Database, telegram: TelegramChannel | None, telegram
                 issued = await certificates.verify(session, raw)
         return HTMLResponse(certificate_page(issued), status_code=200 if issued else 404, headers=PAGE_HEADERS)
 
+    async def download(request: Request) -> Response:
+        # An altered, expired or unknown link gets one answer, so guessing teaches nothing. Never logged:
+        # the token is the only key to the file.
+        token = str(request.path_params.get("token", ""))
+        found = None
+        if downloads is not None and len(token) <= MAX_TOKEN_LENGTH:  # anything longer is not looked at
+            try:
+                found = await downloads.open(token)
+            except OSError:
+                log.error("download: a stored file could not be read (HOCVUSO_DOWNLOADS_DIR)")
+                return Response(status_code=500, headers=PAGE_HEADERS)
+        if found is None:
+            return HTMLResponse(LINK_GONE_PAGE, status_code=404, headers=PAGE_HEADERS)
+        name, data = found
+        return Response(data, media_type=content_type(name),
+                        headers={**DOWNLOAD_HEADERS, "Content-Disposition": content_disposition(name)})
+
     return Starlette(routes=[
         Route("/healthz", healthz, methods=["GET"]),
         Route("/xacthuc/{code}", verify_certificate, methods=["GET"]),
+        Route("/tai/{token}", download, methods=["GET"]),
         Route("/webhook/telegram", telegram_webhook, methods=["POST"]),
+        Route("/webhook/zalo", zalo_webhook, methods=["POST"]),
     ])

@@ -8,10 +8,11 @@ from handlers import texts
 from handlers.context import Turn
 from handlers.core import Keyboard, Reply
 from handlers.home import CONSENT_VERSION, consent_reply, main_menu_buttons, show_main_menu
+from handlers.linking import channel_label
 from handlers.registration import describe_person
 from handlers.registry import Registry, Replies
 from handlers.roles import ROLE_LABELS, unit_label
-from storage import access, queries
+from storage import access, linking, queries
 from storage.models import Activity, LessonProgress, QuizAttempt
 
 PROGRESS = (
@@ -40,6 +41,8 @@ MY_DATA = (
     "nhật ký hoạt động: {activities} mục\n\n"
     "Dữ liệu dùng để xã tổng hợp kết quả phong trào. Muốn xóa hết, gõ /xoadulieu."
 )
+LINKED_APPS = " (đã liên kết: dùng chung dữ liệu)"
+LINK_MORE = " (liên kết thêm Zalo hoặc Telegram: /lienket)"
 MY_DATA_GUEST = (
     "Bạn chưa đồng ý lưu dữ liệu nên mình không lưu thông tin cá nhân nào của bạn. "
     "Mình chỉ giữ mã trò chuyện của ứng dụng nhắn tin để biết bạn đang ở bước nào."
@@ -48,6 +51,7 @@ ERASE_CONFIRM = (
     "⚠️ Bạn chắc chắn muốn xóa toàn bộ dữ liệu của mình? Tiến độ học, kết quả kiểm tra, hộ gia đình "
     "và tổ chức đã chọn sẽ bị xóa, không lấy lại được."
 )
+ERASE_LINKED = ("\n\nBạn đã liên kết {apps}: dữ liệu là một, nên tài khoản trên các ứng dụng đó cũng bị xóa cùng.")
 ERASED = (
     "Đã xóa toàn bộ dữ liệu của bạn. Số liệu tổng của xã chỉ còn giữ con số ẩn danh. "
     "Gõ /start nếu muốn bắt đầu lại."
@@ -112,7 +116,8 @@ async def show_my_data(turn: Turn, _arg: str = "") -> Replies:
         named="có" if person.consent_version >= CONSENT_VERSION else "không (chỉ được đếm số người)",
         nudges="đang tắt" if person.nudges_off else "đang bật (tắt trong /caidat)",
         consent=person.consent_at.astimezone(turn.config.zone).strftime("%H:%M %d/%m/%Y"),
-        accounts=", ".join(f"{account.channel}" for account in accounts),
+        accounts=", ".join(channel_label(account.channel) for account in accounts)
+        + (LINKED_APPS if len(accounts) > 1 else LINK_MORE),
         lessons=await queries.count_rows(session, LessonProgress, person_id),  # type: ignore[arg-type]
         attempts=await queries.count_rows(session, QuizAttempt, person_id),  # type: ignore[arg-type]
         answers=await queries.answer_count(session, person_id),  # type: ignore[arg-type]
@@ -132,7 +137,12 @@ async def ask_erase(turn: Turn, _arg: str = "") -> Replies:
 
 async def view_erase(turn: Turn) -> Replies:
     keyboard = Keyboard().add("🗑️ Xóa hết dữ liệu của tôi", "erase:yes").add("Không, giữ lại", "erase:no")
-    return [Reply(ERASE_CONFIRM, keyboard.build())]
+    text = ERASE_CONFIRM
+    if turn.person is not None and turn.person.id is not None:
+        apps = await linking.channels_of(turn.session, turn.person.id)
+        if len(apps) > 1:  # one person on two apps: erasing here erases there too
+            text += ERASE_LINKED.format(apps=", ".join(channel_label(app) for app in apps))
+    return [Reply(text, keyboard.build())]
 
 
 async def on_erase(turn: Turn, arg: str) -> Replies:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import re
 import unicodedata
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +19,7 @@ from handlers import (
     deadlines,
     home,
     learning,
+    linking,
     members,
     nudges,
     quiz,
@@ -33,6 +36,7 @@ from handlers.core import Incoming, Keyboard, Kind, Reply
 from handlers.numbers import typed_number
 from handlers.registry import Registry, Replies
 from storage import queries
+from storage.models import ConversationState
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +47,8 @@ KeepReplies = Callable[[AsyncSession, Replies], Awaitable[None]]
 def build_registry() -> Registry:
     """Every conversation of hocvuso, registered explicitly in menu order."""
     registry = Registry()
-    for module in (home, learning, quiz, review, registration, account, roles, members, unit_figures, report, rankings,
-                   certificates, announcements, nudges, deadlines):
+    for module in (home, learning, quiz, review, registration, account, linking, roles, members, unit_figures, report,
+                   rankings, certificates, announcements, nudges, deadlines):
         module.register(registry)
     return registry
 
@@ -81,6 +85,40 @@ def without_marks(words: str) -> str:
     """'tiến độ' -> 'tien do': how Vietnamese reads typed without diacritics (no Telex, an old phone)."""
     bare = "".join(char for char in unicodedata.normalize("NFD", words) if not unicodedata.combining(char))
     return bare.replace("đ", "d")
+
+
+def choice_key(label: str) -> str:
+    """'✅ Đồng ý' and 'dong y' -> 'dong y': how a typed choice is compared with a menu's labels."""
+    return without_marks(typed_words(label))
+
+
+def remember_menu(state: ConversationState, replies: Replies) -> None:
+    """The choices of the last reply that has any become the chat's menu: "2", or the second label
+    typed, then means that choice."""
+    last = next((reply for reply in reversed(replies) if reply.buttons), None)
+    state.menu = last.actions if last is not None else []
+    state.menu_labels = last.labels if last is not None else []
+
+
+def chosen_by_label(state: ConversationState, words: str) -> str | None:
+    """The menu's action whose label was typed, if exactly one label reads so."""
+    key = without_marks(words)
+    if not key:
+        return None
+    actions = {action for action, label in zip(state.menu, state.menu_labels, strict=False)
+               if choice_key(label) == key}
+    return actions.pop() if len(actions) == 1 else None
+
+
+# "lienket 482913" typed without the slash, as people copy what they read: a command word followed by
+# a code (digits only, so a sentence that starts with the same words stays a sentence).
+CODE_COMMAND = re.compile(r"(lien ?ket)\s+([0-9][0-9 .]{3,20})")
+
+
+def command_with_code(text: str) -> str | None:
+    """'Liên kết 482 913' -> '/lienket 482 913'; None for anything else."""
+    found = CODE_COMMAND.fullmatch(without_marks(typed_words(text)))
+    return f"/lienket {found.group(2)}" if found else None
 
 
 HOME_KEYS = frozenset(typed_words(word) for word in texts.HOME_WORDS)
@@ -121,7 +159,8 @@ class Dispatcher:
             async with self.services.database.session() as session:
                 now = self.services.clock()
                 state = await queries.load_state(session, incoming.channel, incoming.user_id, now)
-                state.menu, state.updated_at = apology.actions, now
+                remember_menu(state, [apology])
+                state.updated_at = now
                 session.add(state)
         except Exception:
             log.exception("menu not stored after a failure: channel=%s update=%s",
@@ -152,7 +191,7 @@ class Dispatcher:
             state, person = await queries.load_chat(session, incoming.channel, incoming.user_id, now)
             turn = Turn(incoming, session, state, person, self.services, now, prefetched)
             replies = await self._route(turn)
-            state.menu = next((reply.actions for reply in reversed(replies) if reply.buttons), [])
+            remember_menu(state, replies)
             state.updated_at = now
             session.add(state)
             if keep is not None:
@@ -169,7 +208,15 @@ class Dispatcher:
             return await self._action(turn, incoming.text)
         if incoming.kind is Kind.TEXT:
             return await self._text(turn, incoming.text.strip())
-        return [Reply(texts.UNSUPPORTED), *await self.current_view(turn)]
+        return await self._unsupported(turn, incoming.text)
+
+    async def _unsupported(self, turn: Turn, what: str) -> Replies:
+        """A photo, sticker, voice message or hidden content: a kind word, then where the person was. A
+        new chat often opens with a sticker: it is greeted like any first message."""
+        notice = Reply(texts.UNSUPPORTED_KINDS.get(what, texts.UNSUPPORTED))
+        if turn.state.step == "new":
+            return [notice, *await home.start(turn)]
+        return [notice, *await self.current_view(turn)]
 
     async def _command(self, turn: Turn) -> Replies:
         name = command_name(turn.incoming.text)
@@ -187,9 +234,12 @@ class Dispatcher:
 
     async def _text(self, turn: Turn, text: str) -> Replies:
         """Typed text, in this order: a number of the last menu; a home word ("menu"), the way out of any
-        step; the text a step is waiting for (a name "Học" is a name, a title "Tiến độ" a title); only
-        then a plain word for a command ("học", "tien do"), which would otherwise take a person's answer
-        away from the question it answers."""
+        step; a label of the last menu ("tiếp", "dong y"); the text a step is waiting for (a name "Học" is
+        a name, a title "Tiến độ" a title); only then a plain word for a command ("học", "tien do"), which
+        would otherwise take a person's answer away from the question it answers."""
+        coded = command_with_code(text)
+        if coded is not None:  # before a new chat's greeting too: the code is why they wrote
+            return await self._command(replace(turn, incoming=replace(turn.incoming, kind=Kind.COMMAND, text=coded)))
         if turn.state.step == "new":  # the first message of a new chat, whatever it says
             return await home.start(turn)
         menu = turn.state.menu
@@ -199,6 +249,9 @@ class Dispatcher:
         words = typed_words(text)
         if words in HOME_KEYS:
             return await home.show_main_menu(turn)
+        action = chosen_by_label(turn.state, words)
+        if action is not None:  # "tiếp", "Đồng ý": a choice typed by its words instead of its number
+            return await self._action(turn, action)
         step = self.registry.steps.get(turn.state.step)
         if step is not None and step.on_text is not None and text:
             replies = await step.on_text(turn, text)

@@ -9,7 +9,7 @@ from handlers.registry import Registry, Replies
 from storage import access
 
 WELCOME = (
-    "👋 Xin chào! Mình là trợ lý {bot} của {commune}.\n\n"
+    "👋 Xin chào! Mình là trợ lý {bot} của {commune}: một chương trình trả lời tự động, không phải người trực.\n\n"
     "Mình giúp bà con học kỹ năng số qua những bài ngắn: dùng điện thoại, VNeID, dịch vụ công, "
     "thanh toán an toàn, phòng lừa đảo... Mỗi bài có vài thẻ để đọc và một bài kiểm tra nhỏ."
 )

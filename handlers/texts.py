@@ -10,6 +10,17 @@ EMPTY = "Mình chưa thấy nội dung tin nhắn. Bạn thử lại nhé."
 PLEASE_CHOOSE = "Bạn hãy chọn một mục bên dưới (bấm nút hoặc gõ số)."
 UNKNOWN_COMMAND = "Mình chưa biết lệnh {command}. Gõ /trogiup để xem các lệnh."
 UNSUPPORTED = "Cảm ơn bạn! Mình chỉ đọc được chữ và nút bấm thôi."
+# What a channel tells it received instead of text (Incoming.text of Kind.UNSUPPORTED). "hidden" is what
+# Zalo sends in place of the content for protected users, among them people who cannot read: the answer
+# says what to do in the simplest way, and who can sit with them.
+UNSUPPORTED_KINDS = {
+    "image": "📷 Cảm ơn bạn đã gửi ảnh! Mình chưa xem được ảnh, chỉ đọc được chữ và số.",
+    "sticker": "😊 Cảm ơn bạn! Mình chưa hiểu được nhãn dán. Bạn gõ chữ hoặc số giúp mình nhé.",
+    "voice": ("🎤 Mình chưa nghe được tin nhắn thoại. Bạn gõ chữ hoặc số nhé. Nếu khó gõ, bạn nhờ người thân "
+              "hoặc Tổ công nghệ số cộng đồng ở thôn gõ giúp."),
+    "hidden": ("🙂 Mình chưa đọc được tin nhắn này, nhưng không sao cả. Bạn chỉ cần gõ một con số trong danh sách "
+               "bên dưới để chọn. Người thân hoặc Tổ công nghệ số cộng đồng ở thôn có thể ngồi học cùng bạn."),
+}
 STALE_BUTTON = "Nút này đã cũ. Mình đưa bạn về đúng bước hiện tại."
 SORRY = "Xin lỗi, mình vừa gặp trục trặc. Bạn thử lại hoặc gõ menu để về đầu."
 NEEDS_CONSENT = (
@@ -43,4 +54,6 @@ COMMAND_WORDS = {
     "trợ giúp": "trogiup",
     "giúp": "trogiup",
     "hướng dẫn": "trogiup",
+    "liên kết": "lienket",
+    "liên kết tài khoản": "lienket",
 }

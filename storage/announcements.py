@@ -34,11 +34,21 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import Activity, Announcement, ChannelAccount, Delivery, LessonProgress, Membership, Person
+from storage.models import (
+    Activity,
+    Announcement,
+    ChannelAccount,
+    ConversationState,
+    Delivery,
+    LessonProgress,
+    Membership,
+    Person,
+)
 from storage.types import UTCDateTime
 
 _person = Person.__table__.c  # type: ignore[attr-defined]
 _account_table = ChannelAccount.__table__  # type: ignore[attr-defined]
+_state_table = ConversationState.__table__  # type: ignore[attr-defined]
 _membership = Membership.__table__.c  # type: ignore[attr-defined]
 _delivery_table = Delivery.__table__  # type: ignore[attr-defined]
 _delivery = _delivery_table.c
@@ -91,11 +101,17 @@ def _reachable() -> ColumnElement[bool]:
 
 
 def _newest_accounts() -> Subquery:
-    """Each person's newest account that has not blocked the bot: the one storage.outbox.account_for
-    picks, so someone on two messengers gets one copy."""
-    account = _account_table.c
-    return (select(account.person_id, func.max(account.id).label("account_id"))
-            .where(account.blocked.is_(False)).group_by(account.person_id).subquery("newest"))
+    """Each person's account that has not blocked the bot and whose chat they used last, else the
+    newest: the one storage.outbox.account_for picks, so someone on two messengers gets one copy,
+    where they are now."""
+    account, state = _account_table.c, _state_table.c
+    used = and_(state.channel == account.channel, state.external_id == account.external_id)
+    rank = func.row_number().over(partition_by=account.person_id,
+                                  order_by=(state.updated_at.desc().nulls_last(), account.id.desc()))
+    ranked = (select(account.person_id, account.id.label("account_id"), rank.label("rank"))
+              .select_from(_account_table.outerjoin(_state_table, used))
+              .where(account.blocked.is_(False)).subquery("ranked"))
+    return select(ranked.c.person_id, ranked.c.account_id).where(ranked.c.rank == 1).subquery("newest")
 
 
 async def reachable_count(session: AsyncSession, audience: Audience) -> int:

@@ -287,6 +287,9 @@ class ConversationState(SQLModel, table=True):
     step: str = Field(default="main", max_length=30)
     data: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     menu: list[str] = Field(default_factory=list, sa_type=JSON)
+    # The labels of that menu, in the same order: on a channel without buttons a person may type the
+    # choice ("tiếp", "Đồng ý") instead of its number.
+    menu_labels: list[str] = Field(default_factory=list, sa_type=JSON)
     updated_at: datetime = _when()
 
 
@@ -470,3 +473,26 @@ class Announcement(SQLModel, table=True):
     recipients: int = 0
     created_at: datetime = _when()
     finished_at: datetime | None = _when(nullable=True)  # when its final numbers were sent to the author
+
+
+class LinkCode(SQLModel, table=True):
+    """A short code that links another messenger's account to a person (/lienket): 6 digits, single
+    use, 10 minutes. Only the code's SHA-256 is stored. One live code per person: asking again
+    replaces it. `channel` is where it was made, so the same messenger is not linked to itself."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    code_hash: str = Field(max_length=64, unique=True)
+    person_id: int | None = _fk("person.id", nullable=False, on_delete="CASCADE")
+    channel: str = Field(max_length=20)
+    created_at: datetime = _when()
+    expires_at: datetime = _when()
+    used_at: datetime | None = _when(nullable=True)
+
+
+class LinkCodeTry(SQLModel, table=True):
+    """A link code that was wrong or expired, typed in a chat (like HouseholdCodeTry): a few, then a wait."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=20)
+    external_id: str = Field(max_length=64, index=True)
+    at: datetime = _when()

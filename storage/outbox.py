@@ -24,7 +24,7 @@ from sqlmodel import col
 from sqlmodel import select as select_models
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import ChannelAccount, Delivery
+from storage.models import ChannelAccount, ConversationState, Delivery
 
 _delivery = Delivery.__table__  # type: ignore[attr-defined]
 
@@ -55,11 +55,16 @@ async def enqueue(
 
 
 async def account_for(session: AsyncSession, person_id: int) -> ChannelAccount | None:
-    """The account a message to this person goes to: their newest one that has not blocked the bot
-    (someone on two messengers gets one copy, on the one they joined last)."""
+    """The account a message to this person goes to: of those that have not blocked the bot, the one
+    whose chat they used last (its conversation state changes on every message they send), else the
+    newest. Someone on two messengers (/lienket) gets one copy, where they are now."""
+    used = and_(col(ConversationState.channel) == col(ChannelAccount.channel),
+                col(ConversationState.external_id) == col(ChannelAccount.external_id))
     statement = (select_models(ChannelAccount)
+                 .outerjoin(ConversationState, used)
                  .where(ChannelAccount.person_id == person_id, col(ChannelAccount.blocked).is_(False))
-                 .order_by(col(ChannelAccount.id).desc()).limit(1))
+                 .order_by(col(ConversationState.updated_at).desc().nulls_last(), col(ChannelAccount.id).desc())
+                 .limit(1))
     return (await session.exec(statement)).first()
 
 

@@ -117,7 +117,8 @@ async def load_state(session: AsyncSession, channel: str, external_id: str, now:
         insert = postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
         await connection.execute(
             insert(ConversationState)
-            .values(channel=channel, external_id=external_id, step="new", data={}, menu=[], updated_at=now)
+            .values(channel=channel, external_id=external_id, step="new", data={}, menu=[], menu_labels=[],
+                    updated_at=now)
             .on_conflict_do_nothing(index_elements=["channel", "external_id"])
         )
         state = (await session.exec(query)).one()

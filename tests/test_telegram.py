@@ -128,7 +128,7 @@ async def test_stickers_and_forged_buttons_get_a_polite_answer(running, telegram
     resident = Resident(telegram, 5003)
     await resident.says("/hoc", "Chọn bài để học")
     await telegram.user_sends_sticker(5003)
-    await resident.expect("Mình chỉ đọc được chữ")
+    await resident.expect("Mình chưa hiểu được nhãn dán")
     await telegram.user_presses(5003, "erase:yes")
     await resident.expect("Nút này đã cũ")
     await telegram.user_presses(5003, "qa:q1:0")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TextIO
 
 from handlers.core import CONSOLE, Incoming, Reply, from_payload
-from handlers.dispatcher import Dispatcher
+from handlers.dispatcher import Dispatcher, remember_menu
 from handlers.render import as_numbered, split_text
 from storage import outbox, queries
 
@@ -86,6 +86,6 @@ async def show_waiting(dispatcher: Dispatcher, user: str, stdout: TextIO) -> int
         if any(reply.buttons for reply in shown):
             # "1" now means the first button of what was just printed, as after any answer.
             state = await queries.load_state(session, "console", user, services.clock())
-            state.menu = next(reply.actions for reply in reversed(shown) if reply.buttons)
+            remember_menu(state, shown)
             session.add(state)
     return len(rows)

@@ -9,31 +9,28 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import logging
 import os
 import warnings
 from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy.exc import DataError, IntegrityError
 from telegram import Bot, BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Update
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
-from bot.chat_queues import ChatQueues
+from bot.channels.inbox_channel import InboxChannel, Job, Sleep
 from bot.outbox import Outcome, Result
 from bot.settings import Settings
 from handlers.core import TELEGRAM, Incoming, Kind, Reply
 from handlers.dispatcher import Dispatcher
 from handlers.render import merge_replies, numbered_lines, split_text
 from storage import inbox, queries
-from storage.db import Database, is_sqlite
+from storage.db import Database
 from storage.models import InboxUpdate, column_length
 
 log = logging.getLogger(__name__)
@@ -51,20 +48,13 @@ NUMBERS_PER_ROW = 5
 ALLOWED_UPDATES = ["message", "callback_query"]
 KEY_MAX = column_length(InboxUpdate, "delivery_key")
 CHAT_ID_MAX = column_length(InboxUpdate, "chat_id")
-SWEEP_EVERY = 30.0  # seconds between looks for rows a crashed worker left behind
-PRUNE_EVERY = 3600.0
 POLL_BACKOFF_MAX = 30.0
 MAX_RETRY_WAIT = 30.0  # longest `retry_after` waited out; Telegram asks for more only to punish a flood
-STOP_GRACE = 20.0  # seconds the updates in hand get to finish at a stop; then they wait in the inbox
-Sleep = Callable[[float], Awaitable[None]]
 # Errors after which Telegram may have delivered the message although we got no answer: a send is not
 # repeated after them (a duplicate is worse than a message the person can ask for again).
 MAYBE_DELIVERED = (httpx.ReadTimeout, httpx.WriteTimeout, httpx.ReadError, httpx.WriteError,
                    httpx.RemoteProtocolError)
 
-
-# The inbox row whose answer this task is sending, so a long wait on Telegram can renew its lease.
-_row_in_hand: ContextVar[int | None] = ContextVar("hocvuso_telegram_row", default=None)
 
 
 class ChatBlocked(Exception):
@@ -150,8 +140,20 @@ def to_incoming(update: Update) -> Incoming | None:
     name = message.from_user.full_name if message.from_user else None
     if message.text is not None:
         return Incoming.from_text(CHANNEL, str(message.chat.id), message.text, display_name=name, delivery_key=key)
-    kind = Kind.CONTACT if message.contact is not None else Kind.UNSUPPORTED
-    return Incoming(CHANNEL, str(message.chat.id), kind, "", name, key)
+    if message.contact is not None:
+        return Incoming(CHANNEL, str(message.chat.id), Kind.CONTACT, "", name, key)
+    return Incoming(CHANNEL, str(message.chat.id), Kind.UNSUPPORTED, _what_was_sent(message), name, key)
+
+
+def _what_was_sent(message: Any) -> str:
+    """What a message without text carries, as the dispatcher names it (handlers/texts.UNSUPPORTED_KINDS)."""
+    if message.photo:
+        return "image"
+    if message.sticker is not None:
+        return "sticker"
+    if message.voice is not None or message.audio is not None or message.video_note is not None:
+        return "voice"
+    return ""
 
 
 # --- Reply -> what to send ------------------------------------------------------------------------
@@ -355,16 +357,6 @@ class TelegramOutbox:
 
 # --- the channel ----------------------------------------------------------------------------------
 
-@dataclass
-class Job:
-    """An inbox row to finish, with its update already read when it has just arrived."""
-
-    pending: inbox.Pending
-    update: Update | None = None
-    incoming: Incoming | None = None
-    queued_at: datetime | None = None
-
-
 class RawUpdatesBot(Bot):
     """PTB's Bot, plus getUpdates that returns the raw JSON.
 
@@ -399,27 +391,23 @@ def make_bot(settings: Settings, requests: tuple[HTTPXRequest, HTTPXRequest]) ->
                          base_file_url=f"{api}/file/bot", request=requests[0], get_updates_request=requests[1])
 
 
-class TelegramChannel:
+class TelegramChannel(InboxChannel):
     """The Telegram side of hocvuso: inbox in, dispatcher, outgoing calls out."""
+
+    channel = CHANNEL
 
     def __init__(
         self, dispatcher: Dispatcher, settings: Settings, *, polling: bool, sleep: Sleep = asyncio.sleep
     ) -> None:
-        self.dispatcher = dispatcher
-        self.database = dispatcher.services.database
-        self.clock = dispatcher.services.clock
+        super().__init__(dispatcher, settings.telegram_concurrency, sleep)
         self._requests = make_requests(settings)
         self.bot = make_bot(settings, self._requests)
-        self.sleep = sleep  # injected: tests record the pauses instead of waiting them
         self.sender = ReplySender(self.bot, self.database, settings.telegram_max_retries, self._wait_without_a_slot)
-        self.queues: ChatQueues[Job] = ChatQueues(settings.telegram_concurrency, self._process, "telegram update")
         self.polling = polling
         self.poll_timeout = settings.telegram_poll_timeout
         self.timeout = settings.telegram_timeout
         self.webhook_url = f"{settings.webhook_url}/webhook/telegram" if settings.webhook_url else None
         self.webhook_secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
-        self._in_hand: set[int] = set()  # inbox rows queued or running in this process
-        self._tasks: list[asyncio.Task[None]] = []
         self._started = False
 
     async def start(self) -> None:
@@ -429,37 +417,21 @@ class TelegramChannel:
         await self._set_commands()
         if self.polling:
             await self.bot.delete_webhook()
-        # One process per SQLite file: every unfinished row was this process's before a restart.
-        await self._replay(expired_only=not is_sqlite(self.database.url))
+        await self._start_inbox()
         if self.polling:
             self._tasks.append(asyncio.create_task(self._poll_forever(), name="telegram-poll"))
         else:
             await self.bot.set_webhook(url=self.webhook_url, secret_token=self.webhook_secret,
                                        allowed_updates=ALLOWED_UPDATES)
-        self._tasks.append(asyncio.create_task(self._maintain_forever(), name="telegram-maintenance"))
 
     async def stop(self) -> None:
         """Stop fetching, finish the updates in hand, then close; the rest waits in the inbox."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await self.queues.stop(grace=STOP_GRACE)
+        await self._stop_inbox()
         if self._started:
             await self.bot.shutdown()
         else:  # getMe failed (a wrong token): the pools were opened all the same
             for request in self._requests:
                 await request.shutdown()
-
-    async def _wait_without_a_slot(self, seconds: float) -> None:
-        """The sender's pause (`retry_after`, a back-off): the slot serves another chat meanwhile."""
-        async with ChatQueues.slot_lent():
-            await self.sleep(seconds)
-        row_id = _row_in_hand.get()
-        if row_id is not None:  # still at work on it: no other worker may take it up meanwhile
-            async with self.database.transaction() as connection:
-                await inbox.renew_lease(connection, row_id, self.clock())
 
     # --- receiving -------------------------------------------------------------------------------
 
@@ -522,76 +494,13 @@ class TelegramChannel:
             received.append((inbox.Received(key, incoming.user_id, payload), update, incoming))
         return received
 
-    async def _store(self, received: list[tuple[inbox.Received, Update, Incoming]]) -> None:
-        if not received:
-            return
-        arrived = {item.delivery_key: (update, incoming) for item, update, incoming in received}
-        items = [item for item, _, _ in received]
-        try:
-            stored = await self._store_items(items)
-        except (DataError, IntegrityError):
-            # One update the database refuses must not hold up the batch (and polling) forever: each is
-            # stored on its own, and the refused one is skipped. An outage raises other errors.
-            stored = []
-            for item in items:
-                try:
-                    stored += await self._store_items([item])
-                except (DataError, IntegrityError):
-                    log.warning("telegram update %s skipped: the database refused it", item.payload.get("update_id"))
-        for item, pending in stored:
-            self._queue(Job(pending, *arrived[item.delivery_key]))
-
-    async def _store_items(self, items: list[inbox.Received]) -> list[tuple[inbox.Received, inbox.Pending]]:
-        async with self.database.transaction(durable=True) as connection:
-            return await inbox.store(connection, CHANNEL, items, self.clock())
-
-    def _queue(self, job: Job) -> None:
-        if job.pending.id in self._in_hand:
-            return
-        self._in_hand.add(job.pending.id)
-        job.queued_at = self.clock()
-        self.queues.put(job.pending.chat_id, job)
-
-    async def _replay(self, *, expired_only: bool) -> None:
-        async with self.database.session() as session:
-            rows = await inbox.claim_unfinished(session, CHANNEL, self.clock(), expired_only=expired_only)
-        for pending in rows:
-            self._queue(Job(pending))
-        if rows:
-            log.warning("telegram: %d update(s) from before were taken up again", len(rows))
-
-    async def _maintain_forever(self) -> None:
-        """Take up rows a crashed worker left, and prune old keys, now and then."""
-        since_prune = PRUNE_EVERY
-        while True:
-            try:
-                if since_prune >= PRUNE_EVERY:
-                    async with self.database.session() as session:
-                        await inbox.prune(session, self.clock())
-                    since_prune = 0.0
-                await self._replay(expired_only=True)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("telegram inbox upkeep failed; trying again later")
-            await asyncio.sleep(SWEEP_EVERY)
-            since_prune += SWEEP_EVERY
+    def _refused(self, item: inbox.Received) -> None:
+        log.warning("telegram update %s skipped: the database refused it", item.payload.get("update_id"))
 
     # --- handling and answering ---------------------------------------------------------------
 
-    async def _process(self, job: Job) -> None:
-        token = _row_in_hand.set(job.pending.id)
-        try:
-            await self._finish_job(job)
-        finally:
-            _row_in_hand.reset(token)
-            self._in_hand.discard(job.pending.id)
-
     async def _finish_job(self, job: Job) -> None:
         pending = job.pending
-        if job.queued_at is not None and self.clock() - job.queued_at > inbox.LEASE / 2:
-            async with self.database.transaction() as connection:
-                await inbox.renew_lease(connection, pending.id, self.clock())
         calls = None if pending.replies is None else [Outgoing.from_json(c) for c in pending.replies]
         if calls is None:
             calls = await self._handle(job)
@@ -605,8 +514,7 @@ class TelegramChannel:
         update = job.update or parse_update(pending.payload, self.bot)
         incoming = job.incoming or (to_incoming(update) if update is not None else None)
         if update is None or incoming is None:
-            async with self.database.transaction() as connection:
-                await inbox.finish(connection, pending.id, self.clock(), [])
+            await self._close_unusable(pending)
             return None
         pressed = update.callback_query.message if update.callback_query is not None else None
         pressed_id = pressed.message_id if pressed is not None else None
@@ -626,11 +534,8 @@ class TelegramChannel:
                 await acknowledged
         if kept is not None:
             return kept
-        # The turn failed and rolled back (the dispatcher answered with an apology): store the apology as
-        # this row's answer. If even that fails, the row is taken up again once its lease runs out.
-        calls = plan(replies)
-        async with self.database.transaction() as connection:
-            await inbox.keep_replies(connection, pending.id, [call.to_json() for call in calls])
+        calls = plan(replies)  # the turn failed: the apology
+        await self._keep_apology(pending, [call.to_json() for call in calls])
         return calls
 
     async def _send(self, pending: inbox.Pending, calls: list[Outgoing]) -> None:
@@ -648,11 +553,6 @@ class TelegramChannel:
         except TelegramError as error:
             log.warning("telegram answer given up after retries (%s)", type(error).__name__)
         await self._record_sent(pending.id, done, finished=True)
-
-    async def _record_sent(self, row_id: int, sent: int, *, finished: bool) -> None:
-        # Urgent: until this is written, a kill -9 would make the restart send the message again.
-        async with self.database.transaction(urgent=True) as connection:
-            await inbox.mark_sent(connection, row_id, sent, self.clock(), done=finished)
 
     async def _acknowledge(self, update: Update) -> None:
         """Stop the button's spinner; an old query cannot be answered any more, which is fine."""

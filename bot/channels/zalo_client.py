@@ -440,10 +440,22 @@ class ZaloOutbox:
 
     channel = CHANNEL
 
-    def __init__(self, client: ZaloClient) -> None:
+    def __init__(self, client: ZaloClient,
+                 remember_menu: Callable[[str, list[Reply]], Awaitable[None]] | None = None) -> None:
         self.client = client
+        # Zalo has no buttons: a message with choices must make "1" mean its first choice in that chat.
+        self.remember_menu = remember_menu
 
     async def send(self, external_id: str, replies: list[Reply]) -> Result:
+        result = await self._send(external_id, replies)
+        if result.outcome is Outcome.SENT and any(reply.buttons for reply in replies) and self.remember_menu:
+            try:
+                await self.remember_menu(external_id, replies)
+            except Exception:  # the message went out; typing its number shows the current step instead
+                log.warning("zalo: the choices of a message sent were not stored for its chat")
+        return result
+
+    async def _send(self, external_id: str, replies: list[Reply]) -> Result:
         try:
             for part in message_parts(replies):
                 await self.client.send_message(external_id, part, retry=False)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -352,3 +353,49 @@ class FakeZalo:
         if not isinstance(params.get("chat_id"), str) or params.get("action") not in ("typing", "upload_photo"):
             return self._error(200, 400, "chat_id and action (typing) are required")
         return None
+
+
+MENU_LINE = re.compile(r"^Gõ (\d+) → (.+)$", re.MULTILINE)
+
+
+class ZaloResident:
+    """A person in Zalo: types, and waits for the bot's answer. Zalo has no buttons, so a choice is made
+    by typing the number the last list gives it ("Gõ 2 → Thôn 2")."""
+
+    def __init__(self, zalo: FakeZalo, chat_id: str, display_name: str = "An") -> None:
+        self.zalo = zalo
+        self.chat_id = chat_id
+        self.display_name = display_name
+        self.seen = 0
+
+    def _messages(self) -> list[ZaloSent]:
+        return self.zalo.sent[self.chat_id]
+
+    async def expect(self, part: str, timeout: float = 10.0) -> ZaloSent:
+        """Wait for a new message containing `part`; later messages of the same answer count too."""
+        sent = self._messages()
+        try:
+            await self.zalo.wait_for(lambda: any(part in s.text for s in sent[self.seen:]), timeout)
+        except TimeoutError:
+            raise AssertionError(f"no message with {part!r}; the last ones: {[s.text for s in sent[-3:]]}") from None
+        index = next(i for i in range(self.seen, len(sent)) if part in sent[i].text)
+        self.seen = index + 1
+        return sent[index]
+
+    async def says(self, text: str, expect: str) -> ZaloSent:
+        await self.zalo.user_sends(self.chat_id, text, self.display_name)
+        return await self.expect(expect)
+
+    def number_of(self, label_part: str) -> int:
+        """The number the newest list gives the choice whose label contains `label_part`."""
+        for sent in reversed(self._messages()):
+            choices = MENU_LINE.findall(sent.text)
+            if choices:
+                for number, label in choices:
+                    if label_part in label:
+                        return int(number)
+                raise AssertionError(f"no choice {label_part!r} in {choices}")
+        raise AssertionError("no list of choices was sent")
+
+    async def chooses(self, label_part: str, expect: str) -> ZaloSent:
+        return await self.says(str(self.number_of(label_part)), expect)
