@@ -7,7 +7,7 @@ import os
 import random
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,9 +19,35 @@ from bot.app import build_services
 from bot.settings import Settings
 from handlers.context import Services
 from handlers.dispatcher import Dispatcher
-from tests.support import Chat, FakeClock
+from tests.support import CHANNELS, Chat, FakeClock
 
 POSTGRES_URL = os.environ.get("TEST_DATABASE_URL")
+
+# Modules whose `chat` stays the console (listed here, not marked in the module itself): why each.
+CONSOLE_ONLY_MODULES = {
+    "tests.test_plain_words": "it checks the console's typed menus (\"Gõ 1 →\") and its rendering",
+    "tests.test_contract": "it sends console Incomings and puts the console chat in each step",
+    "tests.test_hardening_dispatcher": "it writes the console chat's step and menu into the database",
+    "tests.test_certificates": "it finds the person by `chat.user`, the chat id on the console only (with "
+                               "`chat.external_id` it would run on all three)",
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "console_only(reason): the test's `chat`/`make_chat` are the console only")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test that talks through `chat` or `make_chat` runs on the console, Telegram and Zalo
+    (ids "console", "telegram", "zalo"), unless marked `console_only` or its module is listed above."""
+    if "chat_channel" not in metafunc.fixturenames:
+        return
+    if any("chat_channel" in marker.args[0] for marker in metafunc.definition.iter_markers("parametrize")):
+        return  # the test chose its channels itself
+    if (metafunc.definition.get_closest_marker("console_only") is not None
+            or metafunc.module.__name__ in CONSOLE_ONLY_MODULES):
+        return
+    metafunc.parametrize("chat_channel", CHANNELS, indirect=True)
 
 
 async def _create_pg_database(url: str) -> str:
@@ -97,8 +123,27 @@ def dispatcher(services: Services) -> Dispatcher:
 
 
 @pytest.fixture
-def chat(dispatcher: Dispatcher) -> Chat:
-    return Chat(dispatcher)
+def chat_channel(request: pytest.FixtureRequest) -> str:
+    """The channel the test's chats go through: each of CHANNELS in turn, or the console."""
+    return getattr(request, "param", "console")
+
+
+@pytest.fixture
+def make_chat(dispatcher: Dispatcher, chat_channel: str) -> Callable[..., Chat]:
+    """`make_chat(user="an", display_name=None, dispatcher=None)`: a person on the test's channel, talking
+    to the `dispatcher` fixture's dispatcher unless given another (a restarted process's). A test whose
+    services are its own uses `Chat.on(chat_channel, Dispatcher(services), …)` with the `chat_channel` fixture."""
+
+    def make(user: str = "an", display_name: str | None = None, dispatcher: Dispatcher = dispatcher) -> Chat:
+        return Chat.on(chat_channel, dispatcher, user=user, display_name=display_name)
+
+    return make
+
+
+@pytest.fixture
+def chat(make_chat: Callable[..., Chat]) -> Chat:
+    """The person "an", talking to the bot on the test's channel."""
+    return make_chat()
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,7 @@ from handlers.core import from_payload
 from handlers.dispatcher import Dispatcher
 from storage import access, outbox, queries
 from storage.models import Announcement, AuditLog, ChannelAccount, Delivery, Membership, Organisation, Person, Village
-from tests.support import Chat, converse
+from tests.support import CHANNELS, Chat, converse
 from tests.test_dialog_figures import FARMERS, WOMEN, grant, register_viewer
 
 HEADER = "📢 Thông báo của UBND xã Cát Thành:"
@@ -86,16 +86,17 @@ async def audit_lines(services, action: str) -> list[AuditLog]:
         return list((await session.exec(select(AuditLog).where(AuditLog.action == action))).all())
 
 
-async def staff_chat(dispatcher, services, user: str = "staff") -> Chat:
-    chat = Chat(dispatcher, user=user)
+async def staff_chat(chats, services, user: str = "staff") -> Chat:
+    """A staff member; `chats` is the `make_chat` factory (or a dispatcher: on the console)."""
+    chat = chats(user) if callable(chats) else Chat(chats, user=user)
     await register_viewer(chat, "Đỗ Văn Xã")
     await grant(services, chat, "staff")
     return chat
 
 
-async def test_staff_send_to_a_village_exactly_the_people_counted(dispatcher, services):
+async def test_staff_send_to_a_village_exactly_the_people_counted(make_chat, services):
     people = await store_people(services)
-    staff = await staff_chat(dispatcher, services)
+    staff = await staff_chat(make_chat, services)
     await converse(staff, [
         ("/thongbao", "Bạn muốn gửi thông báo tới ai?"),
         ("#Một thôn/xóm", "Gửi tới thôn/xóm nào?"),
@@ -118,7 +119,7 @@ async def test_staff_send_to_a_village_exactly_the_people_counted(dispatcher, se
     (message,) = from_payload(rows[0].payload)
     assert message.text == f"{HEADER}\n\n{MESSAGE}"
     assert announcement.recipients == 2 and announcement.audience.startswith("village:")
-    assert announcement.author_channel == "console" and announcement.author_external_id == "staff"
+    assert announcement.author_channel == staff.channel and announcement.author_external_id == staff.external_id
     (line,) = await audit_lines(services, "announcement_sent")
     assert line.village_id == int(announcement.audience.split(":")[1]) and line.outcome == "ok"
 
@@ -127,9 +128,9 @@ async def test_staff_send_to_a_village_exactly_the_people_counted(dispatcher, se
     assert len(await deliveries(services)) == 2 and len(await announcements(services)) == 1
 
 
-async def test_staff_reach_the_commune_and_an_organisation_with_one_copy_each(dispatcher, services):
+async def test_staff_reach_the_commune_and_an_organisation_with_one_copy_each(make_chat, services):
     people = await store_people(services)
-    staff = await staff_chat(dispatcher, services)
+    staff = await staff_chat(make_chat, services)
     # Everyone who consented and has an account the bot may write to: three stored here and the staff member.
     await converse(staff, [
         ("/thongbao", "tới ai?"), ("#Toàn xã", "gõ nội dung thông báo gửi tới toàn xã"),
@@ -148,9 +149,9 @@ async def test_staff_reach_the_commune_and_an_organisation_with_one_copy_each(di
     assert from_payload(rows[0].payload)[0].text.startswith(HEADER)
 
 
-async def test_a_leader_writes_to_their_own_organisation_only(dispatcher, services):
+async def test_a_leader_writes_to_their_own_organisation_only(make_chat, services):
     await store_people(services)
-    leader = Chat(dispatcher, user="leader")
+    leader = make_chat("leader")
     await register_viewer(leader, "Trần Văn Lãnh")
     await grant(services, leader, "leader", org=FARMERS)
     # One organisation: no choice to make, and the organisation speaks.
@@ -167,7 +168,7 @@ async def test_a_leader_writes_to_their_own_organisation_only(dispatcher, servic
         assert "Nút này đã cũ" in await leader.press(forged), forged
     # Step data pointing elsewhere (a role changed half-way, a forged state) is checked again at the send.
     async with services.database.session() as session:
-        state = await queries.load_state(session, "console", "leader", services.clock())
+        state = await queries.load_state(session, leader.channel, leader.external_id, services.clock())
         state.step, state.data, state.menu = "tb_preview", {"audience": f"org:{women}", "text": "x"}, ["tbs:send"]
         session.add(state)
     assert "Bạn chỉ gửi được thông báo tới tổ chức bạn phụ trách" in await leader.press("tbs:send")
@@ -184,22 +185,22 @@ async def _org_id(services, name: str) -> int:
         return (await session.exec(select(Organisation.id).where(Organisation.name == name))).one()
 
 
-async def test_residents_guests_and_village_heads_are_refused_politely(dispatcher, services):
-    resident = Chat(dispatcher, user="resident")
+async def test_residents_guests_and_village_heads_are_refused_politely(make_chat, services):
+    resident = make_chat("resident")
     await register_viewer(resident, "Nguyễn Văn Dân")
     assert "dành cho cán bộ xã và lãnh đạo tổ chức" in await resident.say("/thongbao")
-    head = Chat(dispatcher, user="head")
+    head = make_chat("head")
     await register_viewer(head, "Lê Thị Trưởng")
     await grant(services, head, "village_head", village="Thôn 1")
     assert "dành cho cán bộ xã và lãnh đạo tổ chức" in await head.say("/thongbao")
-    guest = Chat(dispatcher, user="guest")
+    guest = make_chat("guest")
     assert "dành cho cán bộ xã và lãnh đạo tổ chức" in await guest.say("/thongbao")
     assert await announcements(services) == [] and await deliveries(services) == []
     assert len(await audit_lines(services, "announcement")) == 3
 
 
-async def test_empty_and_too_long_messages_keep_the_author_in_the_step(dispatcher, services):
-    staff = await staff_chat(dispatcher, services)
+async def test_empty_and_too_long_messages_keep_the_author_in_the_step(make_chat, services):
+    staff = await staff_chat(make_chat, services)
     await converse(staff, [("/thongbao", "tới ai?"), ("#Toàn xã", "gõ nội dung")])
     assert "Mình chưa thấy nội dung" in await staff.say("   ")
     assert "gõ nội dung thông báo" in staff.transcript
@@ -213,9 +214,9 @@ async def test_empty_and_too_long_messages_keep_the_author_in_the_step(dispatche
     assert len(from_payload((await deliveries(services))[0].payload)[0].text) == 2000
 
 
-async def test_cancel_and_edit_send_nothing_until_confirmed(dispatcher, services):
+async def test_cancel_and_edit_send_nothing_until_confirmed(make_chat, services):
     await store_people(services)
-    staff = await staff_chat(dispatcher, services)
+    staff = await staff_chat(make_chat, services)
     await converse(staff, [
         ("/thongbao", "tới ai?"), ("#Toàn xã", "gõ nội dung"), ("Bản nháp", "Xem trước"),
         ("#Sửa nội dung", "gõ nội dung"), ("Bản sửa", "Bản sửa"),
@@ -228,16 +229,16 @@ async def test_cancel_and_edit_send_nothing_until_confirmed(dispatcher, services
     assert await deliveries(services) == []
 
 
-async def test_an_audience_nobody_can_receive_offers_no_send_button(dispatcher, services):
-    staff = await staff_chat(dispatcher, services)
+async def test_an_audience_nobody_can_receive_offers_no_send_button(make_chat, services):
+    staff = await staff_chat(make_chat, services)
     await converse(staff, [("/thongbao", "tới ai?"), ("#Một tổ chức", "tổ chức nào"), (f"#{WOMEN}", "gõ nội dung"),
                            ("Họp hội", "Tin này sẽ gửi tới 0 người")])
     assert "✅ Gửi" not in staff.labels
 
 
-async def test_progress_is_for_the_author_and_staff_and_a_forged_button_is_harmless(dispatcher, services, clock):
+async def test_progress_is_for_the_author_and_staff_and_a_forged_button_is_harmless(make_chat, services, clock):
     await store_people(services)
-    leader = Chat(dispatcher, user="leader")
+    leader = make_chat("leader")
     await register_viewer(leader, "Trần Văn Lãnh")
     await grant(services, leader, "leader", org=FARMERS)
     await converse(leader, [("/thongbao", "gõ nội dung"), (MESSAGE, "Xem trước"), ("#Gửi", "Đã xếp 2 tin")])
@@ -246,7 +247,7 @@ async def test_progress_is_for_the_author_and_staff_and_a_forged_button_is_harml
     assert "• Đang chờ gửi: 2\n• Đã gửi: 0\n• Không gửi được: 0\n• Người đã chặn bot: 0" in answer
     assert "Tối thứ Bảy họp thôn lúc 19 giờ" in answer  # which announcement, by its first words
 
-    resident = Chat(dispatcher, user="resident")
+    resident = make_chat("resident")
     await register_viewer(resident, "Nguyễn Văn Dân")
     for forged in (f"tbtd:{announcement.id}", "tbtd:99999", "tbtd:abc", "tbtd:", "tbtd:-1"):
         answer = await resident.press(forged)
@@ -254,13 +255,13 @@ async def test_progress_is_for_the_author_and_staff_and_a_forged_button_is_harml
         assert "Đang chờ gửi" not in answer, forged
     assert len([line for line in await audit_lines(services, "announcement_progress")
                 if line.outcome == "refused"]) == 5
-    staff = await staff_chat(dispatcher, services)
+    staff = await staff_chat(make_chat, services)
     assert "• Đang chờ gửi: 2" in await staff.press(f"tbtd:{announcement.id}")
 
 
-async def test_at_most_five_announcements_a_day(dispatcher, services, clock):
+async def test_at_most_five_announcements_a_day(make_chat, services, clock):
     await store_people(services)
-    staff = await staff_chat(dispatcher, services)
+    staff = await staff_chat(make_chat, services)
     for number in range(PER_DAY):
         await converse(staff, [("/thongbao", "tới ai?"), ("#Một thôn/xóm", "thôn/xóm nào"), ("#Thôn 1", "gõ nội dung"),
                                (f"Tin số {number}", "Xem trước"), ("#Gửi", "Đã xếp 2 tin")])
@@ -270,31 +271,32 @@ async def test_at_most_five_announcements_a_day(dispatcher, services, clock):
     assert "tới ai?" in await staff.say("/thongbao")
 
 
-async def test_a_flood_started_in_two_chats_is_stopped_at_the_send(dispatcher, services):
+async def test_a_flood_started_in_two_chats_is_stopped_at_the_send(make_chat, services):
     """The limit is checked again at the confirmation: previews opened before the fifth send do not pass."""
     await store_people(services)
-    staff = await staff_chat(dispatcher, services)
+    staff = await staff_chat(make_chat, services)
     async with services.database.session() as session:
         author = (await session.exec(select(ChannelAccount.person_id)
-                                     .where(ChannelAccount.external_id == "staff"))).one()
+                                     .where(ChannelAccount.external_id == staff.external_id))).one()
         for number in range(PER_DAY - 1):
-            session.add(Announcement(author_id=author, author_channel="console", author_external_id="staff",
-                                     audience="commune", text=f"Tin {number}", created_at=services.clock()))
+            session.add(Announcement(author_id=author, author_channel=staff.channel,
+                                     author_external_id=staff.external_id, audience="commune", text=f"Tin {number}",
+                                     created_at=services.clock()))
     await converse(staff, [("/thongbao", "tới ai?"), ("#Toàn xã", "gõ nội dung"), ("Tin cuối", "Xem trước")])
     async with services.database.session() as session:
-        session.add(Announcement(author_id=author, author_channel="console", author_external_id="staff",
+        session.add(Announcement(author_id=author, author_channel=staff.channel, author_external_id=staff.external_id,
                                  audience="commune", text="Tin khác", created_at=services.clock()))
     assert "Hôm nay bạn đã gửi 5 thông báo" in await staff.choose("Gửi")
     assert await deliveries(services) == []
 
 
-async def test_a_role_revoked_half_way_sends_nothing(dispatcher, services):
+async def test_a_role_revoked_half_way_sends_nothing(make_chat, services):
     await store_people(services)
-    staff = await staff_chat(dispatcher, services)
+    staff = await staff_chat(make_chat, services)
     await converse(staff, [("/thongbao", "tới ai?"), ("#Toàn xã", "gõ nội dung"), ("Tin", "Xem trước")])
     async with services.database.session() as session:
         grant_row = (await access.active_grants(session, (await session.exec(
-            select(ChannelAccount.person_id).where(ChannelAccount.external_id == "staff"))).one()))[0]
+            select(ChannelAccount.person_id).where(ChannelAccount.external_id == staff.external_id))).one()))[0]
         await access.revoke(session, grant_row.id, services.clock())
     assert "dành cho cán bộ xã và lãnh đạo tổ chức" in await staff.choose("Gửi")
     assert await deliveries(services) == []
@@ -302,9 +304,9 @@ async def test_a_role_revoked_half_way_sends_nothing(dispatcher, services):
 
 # --- the final numbers -----------------------------------------------------------------------------
 
-async def test_the_author_gets_the_final_numbers_once_when_sending_is_over(dispatcher, services, clock):
+async def test_the_author_gets_the_final_numbers_once_when_sending_is_over(make_chat, services, clock):
     people = await store_people(services)
-    staff = await staff_chat(dispatcher, services)
+    staff = await staff_chat(make_chat, services)
     await converse(staff, [("/thongbao", "tới ai?"), ("#Một tổ chức", "tổ chức nào"), (f"#{FARMERS}", "gõ nội dung"),
                            (MESSAGE, "tới 2 người"), ("#Gửi", "Đã xếp 2 tin")])
     (announcement,) = await announcements(services)
@@ -312,7 +314,7 @@ async def test_the_author_gets_the_final_numbers_once_when_sending_is_over(dispa
 
     # The sender (bot/outbox.py) at work: one copy sent, the other blocked.
     async with services.database.session() as session:
-        leased = await outbox.lease_due(session, clock(), timedelta(minutes=1), 10, ["console", "telegram"])
+        leased = await outbox.lease_due(session, clock(), timedelta(minutes=1), 10, list(CHANNELS))
         assert len(leased) == 2
         by_person = {row.person_id: row.id for row in leased}
         await outbox.mark_sent(session, by_person[people.ids["an"]], clock())
@@ -326,7 +328,7 @@ async def test_the_author_gets_the_final_numbers_once_when_sending_is_over(dispa
     assert await close_finished_announcements(services, clock()) == 0  # told once
     notices = [row for row in await deliveries(services) if row.kind == "notice"]
     assert [(row.key, row.channel, row.external_id) for row in notices] == [
-        (f"announcement-done:{announcement.id}", "console", "staff")]
+        (f"announcement-done:{announcement.id}", staff.channel, staff.external_id)]
     (notice,) = from_payload(notices[0].payload)
     assert "đã gửi xong" in notice.text and f"tới {FARMERS}" in notice.text
     assert "• Đã gửi: 1\n• Không gửi được: 0\n• Người đã chặn bot: 1" in notice.text
@@ -335,24 +337,26 @@ async def test_the_author_gets_the_final_numbers_once_when_sending_is_over(dispa
     assert finished.finished_at == clock()
 
 
-async def test_an_erased_author_is_not_told_and_the_announcement_is_closed(dispatcher, services, clock):
+async def test_an_erased_author_is_not_told_and_the_announcement_is_closed(make_chat, services, clock):
     await store_people(services)
-    staff = await staff_chat(dispatcher, services)
+    staff = await staff_chat(make_chat, services)
     await converse(staff, [("/thongbao", "tới ai?"), ("#Một thôn/xóm", "thôn/xóm nào"), ("#Thôn 2", "gõ nội dung"),
                            ("Tin", "tới 1 người"), ("#Gửi", "Đã xếp 1 tin")])
     await converse(staff, [("/xoadulieu", "xóa"), ("#Xóa", "")])
     async with services.database.session() as session:
-        leased = await outbox.lease_due(session, clock(), timedelta(minutes=1), 10, ["console", "telegram"])
+        leased = await outbox.lease_due(session, clock(), timedelta(minutes=1), 10, list(CHANNELS))
         await outbox.give_up(session, leased[0].id, "failed", "Bad Request")
     assert await close_finished_announcements(services, clock()) == 1
     assert [row.kind for row in await deliveries(services)] == ["announcement"]
 
 
-async def test_with_the_default_cap_the_dispatcher_refuses_first_and_the_step_says_that_limit(database_url, clock):
+async def test_with_the_default_cap_the_dispatcher_refuses_first_and_the_step_says_that_limit(database_url, clock,
+                                                                                             chat_channel):
     services = await build_services(Settings(_env_file=None, database_url=database_url),  # type: ignore[call-arg]
                                     clock=clock, rng=random.Random(7))
     try:
-        staff = await staff_chat(Dispatcher(services), services)
+        dispatcher = Dispatcher(services)
+        staff = await staff_chat(lambda user: Chat.on(chat_channel, dispatcher, user=user), services)
         await converse(staff, [("/thongbao", "tới ai?"), ("#Toàn xã", "tối đa 1000 ký tự")])
         answer = await staff.say("a" * 1001)
         assert "Tin nhắn dài quá" in answer and "gõ nội dung thông báo" in answer

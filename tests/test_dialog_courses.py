@@ -23,7 +23,7 @@ lessons:
 """
 
 
-async def test_courses_are_offered_and_a_finished_course_is_logged(tmp_path, clock):
+async def test_courses_are_offered_and_a_finished_course_is_logged(tmp_path, clock, chat_channel):
     content = tmp_path / "content"
     shutil.copytree(CONTENT_DIR, content, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
     (content / "courses" / "can-bo.yaml").write_text(SMALL_COURSE, encoding="utf-8")
@@ -31,7 +31,7 @@ async def test_courses_are_offered_and_a_finished_course_is_logged(tmp_path, clo
                         content_dir=content)
     services = await build_services(settings, clock=clock, rng=random.Random(2))
     try:
-        chat = Chat(Dispatcher(services))
+        chat = Chat.on(chat_channel, Dispatcher(services))
         await register(chat)
         lesson = services.catalog.lesson("dich-vu-cong")
         await converse(chat, [

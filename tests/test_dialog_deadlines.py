@@ -35,9 +35,10 @@ def settings(database_url: str) -> Settings:
     return Settings(_env_file=None, database_url=database_url)  # type: ignore[call-arg]
 
 
-async def with_role(dispatcher, services, user: str, role: str, *, org: str | None = None,
+async def with_role(chats, services, user: str, role: str, *, org: str | None = None,
                     village: str | None = None) -> Chat:
-    chat = Chat(dispatcher, user=user)
+    """A person with `role`; `chats` is the `make_chat` factory (or a dispatcher: on the console)."""
+    chat = chats(user) if callable(chats) else Chat(chats, user=user)
     await register_viewer(chat, f"Người {user}")
     await grant(services, chat, role, org=org, village=village)
     return chat
@@ -64,11 +65,11 @@ async def the_deadlines(services) -> list[Deadline]:
 
 # --- /hanchot ---------------------------------------------------------------------------------------
 
-async def test_residents_and_guests_cannot_touch_deadlines(dispatcher, services):
+async def test_residents_and_guests_cannot_touch_deadlines(make_chat, services):
     [default] = await the_deadlines(services)
-    guest = Chat(dispatcher, user="guest")
+    guest = make_chat("guest")
     assert NOT_STAFF in await guest.say("/hanchot")
-    resident = Chat(dispatcher, user="resident")
+    resident = make_chat("resident")
     await register_viewer(resident, "Nguyễn Văn Dân")
     assert NOT_STAFF in await resident.say("/hanchot")
     for forged in (f"hc:pause:{default.id}", f"hc:remove:{default.id}", "hc:add", f"hc:open:{default.id}"):
@@ -82,9 +83,9 @@ async def test_residents_and_guests_cannot_touch_deadlines(dispatcher, services)
     assert await audited(services, "report_handed_in") == ["refused"] * 2
 
 
-async def test_staff_see_the_deadlines_and_add_a_one_off_for_some_organisations(dispatcher, services):
+async def test_staff_see_the_deadlines_and_add_a_one_off_for_some_organisations(make_chat, services):
     orgs, villages = await unit_ids(services)
-    staff = await with_role(dispatcher, services, "staff", "staff")
+    staff = await with_role(make_chat, services, "staff", "staff")
     answer = await staff.say("/hanchot")
     for line in (f"1. {DEFAULT_TITLE}", "📅 Hạn tới: 10/12/2026 (hằng năm) – còn 38 ngày",
                  "🔔 Nhắc trước 30, 14, 7, 3, 1 ngày và đúng ngày hạn, lúc 08:00",
@@ -122,8 +123,8 @@ async def test_staff_see_the_deadlines_and_add_a_one_off_for_some_organisations(
     assert await audited(services, "deadline_added") == ["ok"]
 
 
-async def test_staff_change_pause_resume_and_remove_a_deadline(dispatcher, services):
-    staff = await with_role(dispatcher, services, "staff", "staff")
+async def test_staff_change_pause_resume_and_remove_a_deadline(make_chat, services):
+    staff = await with_role(make_chat, services, "staff", "staff")
     await staff.say("/hanchot")
     await converse(staff, [
         ("#1.", "📅 Đổi ngày hạn"),
@@ -157,10 +158,10 @@ async def test_staff_change_pause_resume_and_remove_a_deadline(dispatcher, servi
 
 # --- /danop and the reminder's buttons --------------------------------------------------------------
 
-async def test_danop_marks_the_unit_and_its_reminders_stop(dispatcher, services):
+async def test_danop_marks_the_unit_and_its_reminders_stop(make_chat, services):
     orgs, villages = await unit_ids(services)
     [default] = await the_deadlines(services)
-    leader = await with_role(dispatcher, services, "leader", "leader", org=FARMERS)
+    leader = await with_role(make_chat, services, "leader", "leader", org=FARMERS)
     answer = await leader.say("/danop")
     assert f"✅ Đã ghi nhận: {FARMERS} đã nộp báo cáo “{DEFAULT_TITLE}” (hạn 10/12/2026)." in answer
     assert "✅ Đơn vị của bạn đã đánh dấu nộp mọi báo cáo đang mở" in await leader.say("/danop")
@@ -174,17 +175,17 @@ async def test_danop_marks_the_unit_and_its_reminders_stop(dispatcher, services)
         assert await deadlines.handed_in(session, default.id, date(2026, 12, 10)) == {f"org:{orgs[FARMERS]}"}
     assert await audited(services, "report_handed_in") == ["ok"] + ["refused"] * 9
 
-    staff = await with_role(dispatcher, services, "staff", "staff")
+    staff = await with_role(make_chat, services, "staff", "staff")
     await run_reminders(services, local(2026, 11, 10, 8))
     async with services.database.session() as session:
         reached = set((await session.exec(select(Delivery.external_id))).all())
-    assert reached == {"staff"}  # the leader's unit handed in; nobody else has a role here
+    assert reached == {staff.external_id}  # the leader's unit handed in; nobody else has a role here
     answer = await staff.press(f"hc:open:{default.id}")
     assert f"✅ Đã nộp (1): {FARMERS}" in answer and "⏳ Chưa nộp (" in answer
 
 
-async def test_someone_with_two_units_chooses_which_handed_in(dispatcher, services):
-    person = await with_role(dispatcher, services, "both", "leader", org=FARMERS)
+async def test_someone_with_two_units_chooses_which_handed_in(make_chat, services):
+    person = await with_role(make_chat, services, "both", "leader", org=FARMERS)
     await grant(services, person, "village_head", village="Thôn 2")
     answer = await person.say("/danop")
     assert "Bạn đánh dấu đã nộp báo cáo nào?" in answer and "Thôn 2 – hạn 10/12" in answer
@@ -192,11 +193,11 @@ async def test_someone_with_two_units_chooses_which_handed_in(dispatcher, servic
     assert f"✅ Đã ghi nhận: {FARMERS}" in await person.say("/danop")  # the only one left: marked at once
 
 
-async def test_the_reminders_buttons_hand_in_and_turn_old_once_the_day_passed(dispatcher, services, clock):
-    head = await with_role(dispatcher, services, "head", "village_head", village="Thôn 1")
+async def test_the_reminders_buttons_hand_in_and_turn_old_once_the_day_passed(make_chat, services, clock):
+    head = await with_role(make_chat, services, "head", "village_head", village="Thôn 1")
     await run_reminders(services, local(2026, 11, 10, 8))
     async with services.database.session() as session:
-        [row] = (await session.exec(select(Delivery).where(Delivery.external_id == "head"))).all()
+        [row] = (await session.exec(select(Delivery).where(Delivery.external_id == head.external_id))).all()
     [reply] = from_payload(row.payload)
     assert "📊 Thôn 1 (đến 10/11/2026):\n• Người đăng ký: 0" in reply.text and "còn 30 ngày" in reply.text
     report, handed = reply.actions

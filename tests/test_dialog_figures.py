@@ -145,13 +145,13 @@ async def grant(services, chat: Chat, role: str, *, org: str | None = None, vill
     assert "Bạn đã nhận vai trò" in await chat.say(f"/ma {code}")
 
 
-async def test_each_role_sees_figures_equal_to_independent_counts(dispatcher, services):
+async def test_each_role_sees_figures_equal_to_independent_counts(make_chat, services):
     core = list(services.catalog.core_course.lessons)
     titles = {lesson: services.catalog.lesson(lesson).title for lesson in core}
     residents = build_residents(core)
     await store(services, residents, core)
 
-    leader = Chat(dispatcher, user="leader")
+    leader = make_chat("leader")
     await register_viewer(leader, "Trần Văn Lãnh")
     await grant(services, leader, "leader", org=FARMERS)
     answer = await leader.say("/thongke")
@@ -169,7 +169,7 @@ async def test_each_role_sees_figures_equal_to_independent_counts(dispatcher, se
     hidden = sum(not r.named for r in farmers)
     assert any(f"{hidden} người chưa đồng ý hiện tên" in str(row[0]) for row in cells if row and row[0])
 
-    head = Chat(dispatcher, user="head")
+    head = make_chat("head")
     await register_viewer(head, "Lê Thị Trưởng")
     await grant(services, head, "village_head", village="Thôn 1")
     answer = await head.say("/thongke")
@@ -179,7 +179,7 @@ async def test_each_role_sees_figures_equal_to_independent_counts(dispatcher, se
     reached = {r.household for r in residents if r.household and r.lessons_done == len(core)}
     assert f"• Hộ có người hoàn thành khóa cơ bản: {len(reached)}/4 hộ ({share(len(reached), 4)})" in answer
 
-    staff = Chat(dispatcher, user="staff")
+    staff = make_chat("staff")
     await register_viewer(staff, "Đỗ Văn Xã")
     await grant(services, staff, "staff")
     answer = await staff.say("/thongke")
@@ -193,11 +193,11 @@ async def test_each_role_sees_figures_equal_to_independent_counts(dispatcher, se
     assert f"• {WOMEN}: {women_done}/{len(women)} ({share(women_done, len(women))})" in answer
 
 
-async def test_a_household_head_sees_the_household(dispatcher, services):
+async def test_a_household_head_sees_the_household(make_chat, services):
     core = list(services.catalog.core_course.lessons)
     residents = build_residents(core)
     households = await store(services, residents, core)
-    head = Chat(dispatcher, user="hh")
+    head = make_chat("hh")
     await register_viewer(head, "Chủ Hộ Một")
     async with services.database.session() as session:
         person = (await session.exec(select(Person).where(Person.full_name == "Chủ Hộ Một"))).one()
@@ -212,13 +212,13 @@ async def test_a_household_head_sees_the_household(dispatcher, services):
     assert f"{sum(not m.named for m in members)} người chưa đồng ý hiện tên" in answer or all(m.named for m in members)
 
 
-async def test_figures_are_refused_outside_ones_scope_and_audited(dispatcher, services):
-    resident = Chat(dispatcher, user="res")
+async def test_figures_are_refused_outside_ones_scope_and_audited(make_chat, services):
+    resident = make_chat("res")
     await register_viewer(resident, "Người Dân Thường")
-    women_leader = Chat(dispatcher, user="women")
+    women_leader = make_chat("women")
     await register_viewer(women_leader, "Lãnh Đạo Phụ Nữ")
     await grant(services, women_leader, "leader", org=WOMEN)
-    head_two = Chat(dispatcher, user="two")
+    head_two = make_chat("two")
     await register_viewer(head_two, "Trưởng Thôn Hai")
     await grant(services, head_two, "village_head", village="Thôn 2")
     async with services.database.session() as session:
@@ -241,9 +241,10 @@ async def test_figures_are_refused_outside_ones_scope_and_audited(dispatcher, se
         assert after == before + 1, attempt
 
 
-async def test_a_typed_number_gets_the_figures_too(dispatcher, services):
-    """Console and Zalo type the button's number: the prefetch reads the menu to find the button."""
-    leader = Chat(dispatcher, user="leader")
+async def test_a_typed_number_gets_the_figures_too(make_chat, services):
+    """Console and Zalo type the button's number: the prefetch reads the menu to find the button (and
+    Telegram presses it)."""
+    leader = make_chat("leader")
     await register_viewer(leader, "Trần Văn Lãnh")
     await grant(services, leader, "leader", org=FARMERS)
     await leader.say("menu")
@@ -255,6 +256,7 @@ async def test_a_typed_number_gets_the_figures_too(dispatcher, services):
 
 async def test_charts_and_lists_drawn_in_another_process_as_hocvuso_run_does(settings, clock):
     """The process renderer (bot/app.process_renderer): everything sent there must cross a process boundary."""
+    # On the console only: the renderer process is under test, not a channel, and starting one costs seconds.
     import random as randomness
 
     from bot.app import build_services, process_renderer

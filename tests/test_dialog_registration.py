@@ -37,13 +37,13 @@ async def test_full_registration_is_saved(chat, services):
     assert len(memberships) == 1
 
 
-async def test_household_code_is_shared_with_the_family(dispatcher, services):
-    father = Chat(dispatcher, user="bo")
+async def test_household_code_is_shared_with_the_family(make_chat, services):
+    father = make_chat("bo")
     await register(father, name="Trần Văn Bình")
     async with services.database.session() as session:
         code = (await session.exec(select(Household.code))).one()
     spoken = f"{code[:3]} {code[3:]}"
-    mother = Chat(dispatcher, user="me")
+    mother = make_chat("me")
     await converse(mother, [
         ("/start", "đồng ý"),
         ("#Đồng ý", "họ và tên"),
@@ -92,8 +92,8 @@ async def test_a_bad_name_is_asked_again_politely(chat):
     ])
 
 
-async def test_display_name_can_be_used_as_the_name(dispatcher):
-    chat = Chat(dispatcher, user="tg1", display_name="Hoàng Văn Nam")
+async def test_display_name_can_be_used_as_the_name(make_chat):
+    chat = make_chat("tg1", display_name="Hoàng Văn Nam")
     await converse(chat, [
         ("/start", "đồng ý"),
         ("#Đồng ý", "Dùng tên: Hoàng Văn Nam"),

@@ -33,12 +33,12 @@ def _files(chat: Chat) -> dict[str, bytes]:
             for reply in chat.replies if reply.attachment is not None}
 
 
-async def test_each_role_gets_its_own_units_report_with_the_figures_of_thongke(dispatcher, services):
+async def test_each_role_gets_its_own_units_report_with_the_figures_of_thongke(make_chat, services):
     core = list(services.catalog.core_course.lessons)
     residents = build_residents(core)
     await store(services, residents, core)
 
-    leader = Chat(dispatcher, user="leader")
+    leader = make_chat("leader")
     await register_viewer(leader, "Trần Văn Lãnh")
     await grant(services, leader, "leader", org=FARMERS)
     answer = await leader.say("/baocao")
@@ -58,7 +58,7 @@ async def test_each_role_gets_its_own_units_report_with_the_figures_of_thongke(d
     thongke = await leader.say("/thongke")
     assert f"• Hoàn thành khóa cơ bản: {done} (" in thongke  # the same count in chat
 
-    head = Chat(dispatcher, user="head")
+    head = make_chat("head")
     await register_viewer(head, "Lê Thị Trưởng")
     await grant(services, head, "village_head", village="Thôn 1")
     await head.say("/baocao")
@@ -67,7 +67,7 @@ async def test_each_role_gets_its_own_units_report_with_the_figures_of_thongke(d
     assert _summary_total(book) == (len(village), sum(r.lessons_done == len(core) for r in village))
     assert [row[0] for row in book[VILLAGES].iter_rows(min_row=6, values_only=True) if row[0]] == ["Thôn 1"]
 
-    staff = Chat(dispatcher, user="staff")
+    staff = make_chat("staff")
     await register_viewer(staff, "Đỗ Văn Xã")
     await grant(services, staff, "staff")
     answer = await staff.say("/baocao")
@@ -88,17 +88,17 @@ async def test_each_role_gets_its_own_units_report_with_the_figures_of_thongke(d
     assert [entry.outcome for entry in logged] == ["ok"] * 4
 
 
-async def test_nobody_gets_a_report_outside_their_scope(dispatcher, services):
+async def test_nobody_gets_a_report_outside_their_scope(make_chat, services):
     async with services.database.session() as session:
         farmers = (await session.exec(select(Organisation.id).where(Organisation.name == FARMERS))).one()
         women = (await session.exec(select(Organisation.id).where(Organisation.name == WOMEN))).one()
         village = (await session.exec(select(Village.id).where(Village.name == "Thôn 2"))).one()
-    resident = Chat(dispatcher, user="resident")
+    resident = make_chat("resident")
     await register_viewer(resident, "Nguyễn Văn Dân")
     answer = await resident.say("/baocao")
     assert "Báo cáo chỉ dành cho người phụ trách đơn vị" in answer and not _files(resident)
 
-    leader = Chat(dispatcher, user="leader")
+    leader = make_chat("leader")
     await register_viewer(leader, "Trần Văn Lãnh")
     await grant(services, leader, "leader", org=FARMERS)
     for forged in (f"bc:org:{women}", f"bc:village:{village}", "bc:commune", "bc:household", "bc:org:x",
@@ -114,8 +114,8 @@ async def test_nobody_gets_a_report_outside_their_scope(dispatcher, services):
     assert len(refused) == 9  # the resident's and each forged press
 
 
-async def test_a_person_with_several_units_chooses_one(dispatcher, services):
-    person = Chat(dispatcher, user="both")
+async def test_a_person_with_several_units_chooses_one(make_chat, services):
+    person = make_chat("both")
     await register_viewer(person, "Phạm Văn Hai")
     await grant(services, person, "leader", org=FARMERS)
     await grant(services, person, "village_head", village="Thôn 2")
@@ -171,7 +171,7 @@ async def test_a_wrong_report_command_is_one_line(shell, services, tmp_path, arg
     assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "bao-cao").exists()
 
 
-async def test_a_double_tap_builds_the_report_once(dispatcher, services, clock, monkeypatch):
+async def test_a_double_tap_builds_the_report_once(make_chat, services, clock, monkeypatch):
     import handlers.report
 
     built = []
@@ -182,7 +182,7 @@ async def test_a_double_tap_builds_the_report_once(dispatcher, services, clock, 
         return real(request)
 
     monkeypatch.setattr(handlers.report, "_make", counted)
-    staff = Chat(dispatcher, user="staff")
+    staff = make_chat("staff")
     await register_viewer(staff, "Đỗ Văn Xã")
     await grant(services, staff, "staff")
     await staff.say("/baocao")
@@ -200,6 +200,7 @@ async def test_the_report_is_made_in_the_renderer_process_as_hocvuso_run_does(se
     from bot.app import process_renderer
     from handlers.dispatcher import Dispatcher
 
+    # On the console only: the renderer process is under test, not a channel, and starting one costs seconds.
     renderer = process_renderer()
     try:
         dispatcher = Dispatcher(replace(services, renderer=renderer))
