@@ -1,4 +1,4 @@
-"""Many simulated residents over the fake Bot API server: hocvuso against bare PTB bots.
+"""Many simulated residents over the fake Bot API servers: hocvuso against bare bots, Telegram and Zalo.
 
     .venv/bin/python -m benchmarks.telegram_bench [--residents 50] [--rate 100] [--bots echo,press,...]
 
@@ -6,8 +6,14 @@ Each bot runs as its own process, talking to the fake server in this process ove
 - echo: benchmarks/echo_bot.py, a bare echo bot, the issue's baseline;
 - press, press-32: benchmarks/press_bot.py, only the Bot API calls hocvuso's script requires (a press is
   acknowledged and its message edited), one update at a time and 32 at once (hocvuso's default);
-- hocvuso: `hocvuso run`, long polling, a fresh SQLite file.
-Two runs each:
+- hocvuso: `hocvuso run`, long polling, a fresh SQLite file;
+- zalo-bare: benchmarks/zalo_bare_bot.py over the fake Zalo Bot API (tests/fakes/zalo.py): hocvuso's own
+  Zalo client and concurrency model, making the `sendMessage` calls hocvuso makes for each step of the
+  script (counted and measured by a calibration run of hocvuso first), and nothing else;
+- hocvuso-zalo: `hocvuso run` with only the Zalo token set, long polling, a fresh SQLite file; the same
+  script, a choice typed as its number ("Gõ 2 → Thôn 2": "2"), as Zalo has no buttons.
+Zalo's getUpdates gives one update per call: both Zalo bots share that bound.
+Two runs each (all the bots' throughput runs first, then their latency runs):
 - throughput: every resident sends its next message as soon as the previous answer arrived;
 - latency at a fixed load: residents paced so that `--rate` updates per second arrive in total.
 Latency is measured at the fake server: from the moment an update is offered to the moment the last
@@ -18,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
+import functools
 import json
 import os
 import platform
@@ -28,12 +36,14 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from content.loader import load_catalog
 from tests.fakes.telegram import TOKEN, FakeTelegram, FakeUser
+from tests.fakes.zalo import TOKEN as ZALO_TOKEN
+from tests.fakes.zalo import FakeZalo, ZaloResident, ZaloSent
 
 ROOT = Path(__file__).resolve().parent.parent
-Step = Callable[[FakeUser], Awaitable[None]]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -48,18 +58,23 @@ class Measured:
     updates: int = 0
     seconds: float = 0.0
     bot_cpu_seconds: float = 0.0
+    bench_cpu_seconds: float = 0.0  # this process: the fake server and the residents
+    calls: dict[str, int] = field(default_factory=dict)  # Zalo: the calls the fake took, by method
 
     def summary(self) -> dict[str, float]:
         ordered = sorted(self.latencies)
-        return {
+        summary = {
             "updates": self.updates,
             "seconds": round(self.seconds, 3),
             "updates_per_second": round(self.updates / self.seconds, 1),
             "bot_cpu_ms_per_update": round(self.bot_cpu_seconds / self.updates * 1000, 2),
             "bot_cpu_share": round(self.bot_cpu_seconds / self.seconds, 2),
+            "bench_cpu_share": round(self.bench_cpu_seconds / self.seconds, 2),
             "p50_ms": round(statistics.median(ordered) * 1000, 2),
             "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 2),
         }
+        summary.update({f"{method}_per_update": round(count / self.updates, 3) for method, count in self.calls.items()})
+        return summary
 
 
 def resident_script() -> list[tuple[str, str, str]]:
@@ -92,6 +107,9 @@ def calls_only_script(script: list[tuple[str, str, str]]) -> list[tuple[str, str
             ("data", f"bước {n:02d}", f"bước {n:02d}") for n, (kind, _what, _expect) in enumerate(script)]
 
 
+Player = Callable[[str, str, str, Measured], Awaitable[None]]  # plays one step: kind, what, expect
+
+
 async def play(user: FakeUser, kind: str, what: str, expect: str, measured: Measured) -> None:
     telegram = user.telegram
     if kind == "say":
@@ -105,14 +123,18 @@ async def play(user: FakeUser, kind: str, what: str, expect: str, measured: Meas
     measured.updates += 1
 
 
-async def drive(telegram: FakeTelegram, script: list[tuple[str, str, str]], residents: int, rate: float | None,
-                first_chat: int) -> Measured:
+def telegram_players(telegram: FakeTelegram, first_chat: int) -> Callable[[int], Player]:
+    return lambda index: functools.partial(play, FakeUser(telegram, first_chat + index))
+
+
+async def drive(new_player: Callable[[int], Player], script: list[tuple[str, str, str]], residents: int,
+                rate: float | None) -> Measured:
     """Run every resident through the script; paced to `rate` updates/s in total, or flat out."""
     measured = Measured()
     interval = residents / rate if rate else 0.0
 
     async def resident(index: int) -> None:
-        user = FakeUser(telegram, first_chat + index)
+        player = new_player(index)
         if interval:
             await asyncio.sleep(interval * index / residents)  # spread the residents over one interval
         next_at = time.perf_counter()
@@ -122,20 +144,32 @@ async def drive(telegram: FakeTelegram, script: list[tuple[str, str, str]], resi
                 if delay > 0:
                     await asyncio.sleep(delay)  # pacing the offered load is the point of this run
                 next_at += interval
-            await play(user, kind, what, expect, measured)
+            await player(kind, what, expect, measured)
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     await asyncio.gather(*(resident(i) for i in range(residents)))
     measured.seconds = time.perf_counter() - started
+    measured.bench_cpu_seconds = time.process_time() - cpu_started
     return measured
 
 
-async def start_process(args: list[str], env: dict[str, str], telegram: FakeTelegram) -> asyncio.subprocess.Process:
+async def start_process(args: list[str], env: dict[str, str], fake: FakeTelegram | FakeZalo,
+                        ) -> asyncio.subprocess.Process:
     process = await asyncio.create_subprocess_exec(
         sys.executable, *args, cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )
-    polls_before = len(telegram.methods_called("getUpdates"))
-    await telegram.wait_for(lambda: len(telegram.methods_called("getUpdates")) > polls_before, timeout=60)
+    polls_before = len(fake.methods_called("getUpdates"))
+    waiting = asyncio.ensure_future(fake.wait_for(lambda: len(fake.methods_called("getUpdates")) > polls_before,
+                                                  timeout=60))
+    exited = asyncio.ensure_future(process.wait())
+    await asyncio.wait({waiting, exited}, return_when=asyncio.FIRST_COMPLETED)
+    if not waiting.done():  # it died before its first poll: say why
+        waiting.cancel()
+        assert process.stderr is not None
+        raise RuntimeError(f"{' '.join(args)} exited ({process.returncode}): "
+                           f"{(await process.stderr.read()).decode(errors='replace')[-3000:]}")
+    exited.cancel()
+    waiting.result()
     return process
 
 
@@ -144,27 +178,144 @@ async def stop_process(process: asyncio.subprocess.Process) -> None:
     await asyncio.wait_for(process.wait(), 30)
 
 
-async def bench_bot(name: str, args: list[str], env: dict[str, str], script, residents: int, rate: float) -> dict:
-    results = {}
-    for mode, offered in (("throughput", None), ("latency", rate)):
-        async with FakeTelegram() as telegram:
-            full_env = {key: value.replace("{mode}", mode) for key, value in env.items()}
-            full_env["HOCVUSO_TELEGRAM_API_URL"] = telegram.api_url
-            run_args = [a.replace("{api}", telegram.api_url) for a in args]
-            process = await start_process(run_args, full_env, telegram)
+# --- Zalo -----------------------------------------------------------------------------------------
+
+SETTLE = 0.3  # calibration: how long after an answer's expected message a later message still counts
+
+
+class BenchZalo(FakeZalo):
+    """The fake Zalo server, waking only the resident whose chat got a message: FakeZalo.wait_for wakes
+    every waiter at every call, and with 50 residents this process would spend its CPU re-checking."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.chat_events: dict[str, asyncio.Event] = {}
+
+    async def _record(self, sent: ZaloSent) -> dict[str, Any]:
+        result = await super()._record(sent)
+        event = self.chat_events.get(sent.chat_id)
+        if event is not None:
+            event.set()
+        return result
+
+
+class BenchResident(ZaloResident):
+    zalo: BenchZalo
+
+    async def expect(self, part: str, timeout: float = 60.0) -> ZaloSent:  # noqa: ASYNC109 (ZaloResident's)
+        event = self.zalo.chat_events.setdefault(self.chat_id, asyncio.Event())
+        sent = self._messages()
+        deadline = time.perf_counter() + timeout
+        while True:
+            event.clear()
+            for index in range(self.seen, len(sent)):
+                if part in sent[index].text:
+                    self.seen = index + 1
+                    return sent[index]
             try:
-                await drive(telegram, script, 2, None, 900_000)  # warm-up: imports, first queries
-                cpu_before = cpu_seconds(process.pid)
-                measured = await drive(telegram, script, residents, offered, 1_000_000)
-                measured.bot_cpu_seconds = cpu_seconds(process.pid) - cpu_before
-            finally:
-                await stop_process(process)
-            results[mode] = measured.summary()
-            print(f"{name} {mode}: {results[mode]}", file=sys.stderr)
-    return results
+                await asyncio.wait_for(event.wait(), deadline - time.perf_counter())
+            except TimeoutError:
+                raise AssertionError(f"{self.chat_id}: no message with {part!r}; the last ones: "
+                                     f"{[s.text[:80] for s in sent[-3:]]}") from None
 
 
-BOTS = ("echo", "press", "press-32", "hocvuso")
+async def zalo_play(resident: BenchResident, kind: str, what: str, expect: str, measured: Measured) -> None:
+    """One step: a text as typed, a choice as its number in the last list ("Gõ 2 → Thôn 2": "2")."""
+    text = str(resident.number_of(what)) if kind == "choose" else what
+    offered = time.perf_counter()
+    await resident.zalo.user_sends(resident.chat_id, text)
+    sent = await resident.expect(expect)
+    measured.latencies.append(sent.at - offered)
+    measured.updates += 1
+
+
+def zalo_players(zalo: BenchZalo, first_chat: int) -> Callable[[int], Player]:
+    return lambda index: functools.partial(zalo_play, BenchResident(zalo, str(first_chat + index)))
+
+
+def zalo_script() -> list[tuple[str, str, str]]:
+    """The resident script on Zalo: the same steps, every button a choice typed by its number."""
+    quiz = {question.id: question for question in load_catalog().ordered_lessons()[0].quiz}
+    steps = []
+    for kind, what, expect in resident_script():
+        if what == "consent:yes":
+            steps.append(("choose", "Đồng ý", expect))
+        elif kind == "data":  # qa:<question>:<index>
+            _, question_id, index = what.rsplit(":", 2)
+            steps.append(("choose", quiz[question_id].options[int(index)].text, expect))
+        else:
+            steps.append(("choose" if kind == "label" else "say", what, expect))
+    return steps
+
+
+def bare_zalo_script(plan: list[list[int]]) -> list[tuple[str, str, str]]:
+    """For benchmarks/zalo_bare_bot.py: step n asks for hocvuso's messages of that step, by their lengths;
+    the answer is over when its last message arrives."""
+    return [("say", f"bước {n:02d}: {','.join(map(str, lengths))}", f"bước {n:02d} ({len(lengths)}/{len(lengths)})")
+            for n, lengths in enumerate(plan)]
+
+
+async def calibrate_zalo(args: list[str], env: dict[str, str], script: list[tuple[str, str, str]]) -> list[list[int]]:
+    """What hocvuso sends on Zalo for each step of `script`: one resident plays it, and after each expected
+    message waits SETTLE s for any later one; the lengths of the `sendMessage` texts, per step."""
+    async with BenchZalo() as zalo:
+        full_env = {**{key: value.replace("{mode}", "calibration") for key, value in env.items()},
+                    "HOCVUSO_ZALO_API_URL": zalo.api_url}
+        process = await start_process(args, full_env, zalo)
+        try:
+            resident = BenchResident(zalo, "500000")
+            plan = []
+            for kind, what, expect in script:
+                before, calls_before = len(resident._messages()), len(zalo.calls)
+                await zalo_play(resident, kind, what, expect, Measured())
+                await asyncio.sleep(SETTLE)
+                answer = resident._messages()[before:]
+                others = {method for method, _ in zalo.calls[calls_before:]} - {"sendMessage", "getUpdates"}
+                if others or any(sent.method != "sendMessage" for sent in answer):
+                    print(f"calibration: step {what!r} also made {sorted(others)}: not replayed by the bare bot",
+                          file=sys.stderr)
+                if expect not in answer[-1].text:
+                    print(f"calibration: step {what!r}: {expect!r} is not in the answer's last message; its "
+                          "latency is measured to an earlier one", file=sys.stderr)
+                resident.seen = len(resident._messages())
+                plan.append([len(sent.text) for sent in answer if sent.method == "sendMessage"])
+        finally:
+            await stop_process(process)
+    print(f"calibration: sendMessage lengths per step {plan}", file=sys.stderr)
+    return plan
+
+
+# --- one bot ----------------------------------------------------------------------------------------
+
+async def bench_bot(name: str, mode: str, args: list[str], env: dict[str, str], script, residents: int,
+                    rate: float | None) -> dict:
+    """One run of one bot in its own process: `mode` "throughput" (rate None) or "latency"."""
+    zalo = name in ZALO_BOTS
+    async with (BenchZalo() if zalo else FakeTelegram()) as fake:
+        full_env = {key: value.replace("{mode}", mode) for key, value in env.items()}
+        full_env["HOCVUSO_ZALO_API_URL" if zalo else "HOCVUSO_TELEGRAM_API_URL"] = fake.api_url
+        run_args = [a.replace("{api}", fake.api_url) for a in args]
+        players = functools.partial(zalo_players if zalo else telegram_players, fake)
+        process = await start_process(run_args, full_env, fake)
+        try:
+            await drive(players(900_000), script, 2, None)  # warm-up: imports, first queries
+            cpu_before = cpu_seconds(process.pid)
+            calls_before, idle_before = (len(fake.calls), fake.idle_polls) if zalo else (0, 0)
+            measured = await drive(players(1_000_000), script, residents, rate)
+            measured.bot_cpu_seconds = cpu_seconds(process.pid) - cpu_before
+            if zalo:
+                measured.calls = dict(collections.Counter(method for method, _ in fake.calls[calls_before:]))
+                measured.calls["idle_getUpdates"] = fake.idle_polls - idle_before
+        finally:
+            await stop_process(process)
+    summary = measured.summary()
+    print(f"{time.strftime('%H:%M:%S')} {name} {mode}: {summary}", file=sys.stderr)
+    return summary
+
+
+TELEGRAM_BOTS = ("echo", "press", "press-32", "hocvuso")
+ZALO_BOTS = ("zalo-bare", "hocvuso-zalo")
+BOTS = TELEGRAM_BOTS + ZALO_BOTS
 
 
 async def main() -> None:
@@ -178,17 +329,29 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         hocvuso_env = {**base_env, "HOCVUSO_TELEGRAM_TOKEN": TOKEN, "HOCVUSO_TELEGRAM_POLL_TIMEOUT": "1",
                        "HOCVUSO_DATABASE_URL": f"sqlite+aiosqlite:///{folder}/bench-{{mode}}.db"}
+        zalo_env = {**base_env, "HOCVUSO_ZALO_TOKEN": ZALO_TOKEN, "HOCVUSO_ZALO_POLL_TIMEOUT": "1",
+                    "HOCVUSO_ZALO_CONCURRENCY": "32"}
+        hocvuso_zalo_env = {**zalo_env, "HOCVUSO_DATABASE_URL": f"sqlite+aiosqlite:///{folder}/zalo-{{mode}}.db"}
         runs = {
             "echo": (["-m", "benchmarks.echo_bot", "{api}", TOKEN], base_env,
                      [("say", f"xin chào {n}", f"xin chào {n}") for n in range(len(script))]),
             "press": (["-m", "benchmarks.press_bot", "{api}", TOKEN, "1"], base_env, calls_only_script(script)),
             "press-32": (["-m", "benchmarks.press_bot", "{api}", TOKEN, "32"], base_env, calls_only_script(script)),
             "hocvuso": (["-m", "bot", "run"], hocvuso_env, script),
+            "hocvuso-zalo": (["-m", "bot", "run"], hocvuso_zalo_env, zalo_script()),
         }
-        results = {}
-        for name in options.bots.split(","):
-            args, env, bot_script = runs[name]
-            results[name] = await bench_bot(name, args, env, bot_script, options.residents, options.rate)
+        names = options.bots.split(",")
+        zalo_plan = None
+        if "zalo-bare" in names:
+            zalo_plan = await calibrate_zalo(["-m", "bot", "run"], hocvuso_zalo_env, zalo_script())
+            runs["zalo-bare"] = (["-m", "benchmarks.zalo_bare_bot"], zalo_env, bare_zalo_script(zalo_plan))
+        results: dict[str, dict] = {name: {} for name in names}
+        # Every bot's throughput run, then every bot's latency run: the runs compared (the ratios) are
+        # close in time, which matters on a machine whose load changes from minute to minute.
+        for mode, offered in (("throughput", None), ("latency", options.rate)):
+            for name in names:
+                args, env, bot_script = runs[name]
+                results[name][mode] = await bench_bot(name, mode, args, env, bot_script, options.residents, offered)
     report = {
         "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}", "residents": options.residents, "rate": options.rate,
@@ -197,7 +360,16 @@ async def main() -> None:
     if "echo" in results:
         echo_rate = results["echo"]["throughput"]["updates_per_second"]
         report["throughput_ratio"] = {name: round(result["throughput"]["updates_per_second"] / echo_rate, 2)
-                                      for name, result in results.items() if name != "echo"}
+                                      for name, result in results.items() if name in TELEGRAM_BOTS[1:]}
+    if zalo_plan is not None:
+        report["zalo_send_lengths_per_step"] = zalo_plan
+    if "zalo-bare" in results and "hocvuso-zalo" in results:
+        bare, ours = results["zalo-bare"]["throughput"], results["hocvuso-zalo"]["throughput"]
+        report["zalo_ratio"] = {
+            "throughput hocvuso-zalo/zalo-bare": round(ours["updates_per_second"] / bare["updates_per_second"], 2),
+            "CPU per update zalo-bare/hocvuso-zalo": round(bare["bot_cpu_ms_per_update"]
+                                                           / ours["bot_cpu_ms_per_update"], 2),
+        }
     print(json.dumps(report, indent=2, ensure_ascii=False))
     print(markdown(report))
 
@@ -205,14 +377,30 @@ async def main() -> None:
 def markdown(report: dict) -> str:
     rows = ["| bot | run | updates | updates/s | bot CPU ms/update | p50 ms | p99 ms |",
             "| --- | --- | --- | --- | --- | --- | --- |"]
-    for bot in (name for name in BOTS if name in report):
+    for bot in (name for name in TELEGRAM_BOTS if name in report):
         for mode in ("throughput", "latency"):
             r = report[bot][mode]
             keys = ("updates", "updates_per_second", "bot_cpu_ms_per_update", "p50_ms", "p99_ms")
             cells = [bot, mode, *(r[key] for key in keys)]
             rows.append("| " + " | ".join(str(cell) for cell in cells) + " |")
     ratios = report.get("throughput_ratio", {})
-    return "\n".join(rows) + "".join(f"\n\nthroughput ratio {name}/echo: {ratio}" for name, ratio in ratios.items())
+    text = "\n".join(rows) + "".join(f"\n\nthroughput ratio {name}/echo: {ratio}" for name, ratio in ratios.items())
+    if len(rows) == 2:  # no Telegram bot ran
+        text = ""
+    zalo = [bot for bot in ZALO_BOTS if bot in report]
+    if zalo:
+        rows = ["| bot | run | updates | updates/s | bot CPU ms/update | bench CPU share | sendMessage/update "
+                "| getUpdates/update | p50 ms | p99 ms |", "|" + " --- |" * 10]
+        for bot in zalo:
+            for mode in ("throughput", "latency"):
+                r = report[bot][mode]
+                keys = ("updates", "updates_per_second", "bot_cpu_ms_per_update", "bench_cpu_share",
+                        "sendMessage_per_update", "getUpdates_per_update", "p50_ms", "p99_ms")
+                cells = [bot, mode, *(r.get(key, "") for key in keys)]
+                rows.append("| " + " | ".join(str(cell) for cell in cells) + " |")
+        text += ("\n\n" if text else "") + "\n".join(rows)
+        text += "".join(f"\n\n{name}: {ratio}" for name, ratio in report.get("zalo_ratio", {}).items())
+    return text
 
 
 if __name__ == "__main__":
