@@ -68,7 +68,8 @@ def _tune_sqlite(dbapi_connection: object, _record: object) -> None:
 
 def _begin_immediate(connection: Connection) -> None:
     # The safety level can only change between transactions, so it is set here, just before BEGIN:
-    # FULL (fsync at commit, about 0.2 ms here) only for transactions opened with durable=True.
+    # FULL (fsync at commit: 0.2 ms on one VM, 4 ms median on another, docs/BENCHMARKS.md "Zalo") only for
+    # transactions opened with durable=True.
     wanted = "FULL" if connection.get_execution_options().get("durable") else "NORMAL"
     if connection.info.get("synchronous") != wanted:
         connection.exec_driver_sql(f"PRAGMA synchronous={wanted}")
