@@ -7,6 +7,8 @@ import hmac
 import html
 import json
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -96,6 +98,23 @@ async def read_json(request: Request) -> object | Response:
         return Response(status_code=400)
 
 
+async def receive_update(
+    request: Request, header: str, secret: str, accept: Callable[[dict[str, Any]], Awaitable[int]],
+    well_formed: Callable[[dict[str, Any]], bool] = lambda _update: True,
+) -> Response:
+    """One webhook call: 403 without the secret (checked before the body is read, so a caller without
+    it gets nothing processed), 413 or 400 for a body that is not one update, else the status `accept`
+    gives: 200 only once the update is stored, so the messenger sends it again after anything else."""
+    if not secret_matches(request.headers.get(header), secret):
+        return Response(status_code=403)
+    data = await read_json(request)
+    if isinstance(data, Response):
+        return data
+    if not isinstance(data, dict) or not well_formed(data):
+        return Response(status_code=400)
+    return Response(status_code=await accept(data))
+
+
 def build_web_app(database: Database, telegram: TelegramChannel | None, telegram_secret: str | None, *,
                   zalo: ZaloChannel | None = None, zalo_secret: str | None = None,
                   downloads: Downloads | None = None) -> Starlette:
@@ -110,29 +129,13 @@ def build_web_app(database: Database, telegram: TelegramChannel | None, telegram
     async def telegram_webhook(request: Request) -> Response:
         if telegram is None or telegram_secret is None:
             return Response(status_code=404)
-        if not secret_matches(request.headers.get(TELEGRAM_SECRET_HEADER), telegram_secret):
-            return Response(status_code=403)
-        data = await read_json(request)
-        if isinstance(data, Response):
-            return data
-        if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
-            return Response(status_code=400)
-        # 200 only once the update is stored in the inbox: Telegram sends it again after anything else.
-        return Response(status_code=await telegram.accept_webhook(data))
+        return await receive_update(request, TELEGRAM_SECRET_HEADER, telegram_secret, telegram.accept_webhook,
+                                    lambda update: isinstance(update.get("update_id"), int))
 
     async def zalo_webhook(request: Request) -> Response:
         if zalo is None or zalo_secret is None:
             return Response(status_code=404)
-        # Checked before the body is read: a caller without the secret gets nothing processed.
-        if not secret_matches(request.headers.get(ZALO_SECRET_HEADER), zalo_secret):
-            return Response(status_code=403)
-        data = await read_json(request)
-        if isinstance(data, Response):
-            return data
-        if not isinstance(data, dict):
-            return Response(status_code=400)
-        # 200 only once the update is stored in the inbox (or is not one hocvuso answers).
-        return Response(status_code=await zalo.accept_webhook(data))
+        return await receive_update(request, ZALO_SECRET_HEADER, zalo_secret, zalo.accept_webhook)
 
     async def verify_certificate(request: Request) -> Response:
         # Anyone with the paper may look; the code's 24^12 possibilities are what stop guessing here.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import random
@@ -103,6 +104,20 @@ def sqlite_url(tmp_path: Path) -> str:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    return []
+
+
+@pytest.fixture
+def fake_sleep(sleeps: list[float]):
+    """A channel's pauses (retries, back-offs, quota waits) recorded, not waited: one turn of the loop."""
+    async def _sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        await asyncio.sleep(0)
+    return _sleep
 
 
 @pytest.fixture

@@ -29,11 +29,23 @@ def test_dotenv_file_is_read(monkeypatch, tmp_path):
     assert load_settings().commune_name == "xã Thử"
 
 
+SECRET_SETTINGS = {"LINK_SECRET", "ZALO_TOKEN", "ZALO_WEBHOOK_SECRET"}
+
+
 @pytest.mark.parametrize(("name", "value"), [
     ("TIMEZONE", "Sao/Hoa"),
     ("DATABASE_URL", "mysql://x"),
     ("VILLAGES", " ; "),
     ("PASS_PERCENT", "150"),
+    ("LINK_HOURS", "0"),
+    ("LINK_HOURS", "169"),
+    ("LINK_HOURS", "mot ngay"),
+    ("LINK_SECRET", "ngan-qua-chi-31-ky-tu-1234567890"[:31]),
+    ("ZALO_TOKEN", "token khong co hai cham"),
+    ("ZALO_WEBHOOK_SECRET", "bay-7ky"),
+    ("ZALO_WEBHOOK_SECRET", "bí-mật-có-dấu-12"),
+    ("ZALO_POLL_TIMEOUT", "61"),
+    ("ZALO_API_URL", "ftp://bot-api.zaloplatforms.com"),
 ])
 def test_a_bad_setting_is_named_in_one_line(monkeypatch, tmp_path, name, value):
     monkeypatch.chdir(tmp_path)
@@ -41,7 +53,20 @@ def test_a_bad_setting_is_named_in_one_line(monkeypatch, tmp_path, name, value):
     with pytest.raises(SettingsError) as caught:
         load_settings()
     message = str(caught.value)
-    assert message.startswith(f"Cài đặt HOCVUSO_{name} không hợp lệ") and "\n" not in message
+    assert message.startswith(f"Cài đặt HOCVUSO_{name} không hợp lệ: ") and "\n" not in message
+    assert "Input should" not in message and "Value error" not in message  # Vietnamese, not pydantic's
+    assert name not in SECRET_SETTINGS or value not in message  # a secret is never quoted back
+
+
+def test_a_zalo_webhook_needs_its_own_secret(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOCVUSO_ZALO_TOKEN", "1459232241454765289:abc-xyz")
+    monkeypatch.setenv("HOCVUSO_WEBHOOK_URL", "https://hocvuso.example.vn")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert "HOCVUSO_ZALO_WEBHOOK_SECRET" in str(caught.value)
+    monkeypatch.setenv("HOCVUSO_ZALO_WEBHOOK_SECRET", "bi-mat-zalo_123")
+    assert load_settings().zalo_webhook_secret is not None  # Telegram's secret is not needed without its token
 
 
 def test_the_cli_stops_with_that_line(monkeypatch, tmp_path):

@@ -43,18 +43,6 @@ async def telegram():
         yield fake
 
 
-@pytest.fixture
-def sleeps() -> list[float]:
-    return []
-
-
-@pytest.fixture
-def fake_sleep(sleeps):
-    async def _sleep(seconds: float) -> None:
-        sleeps.append(seconds)  # recorded, not waited: retries are tested without waiting
-    return _sleep
-
-
 @pytest.fixture(params=["polling", "webhook"])
 async def running(request, tmp_path, telegram, fake_sleep, clock):
     extra = {}

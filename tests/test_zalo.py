@@ -48,19 +48,6 @@ async def zalo():
         yield fake
 
 
-@pytest.fixture
-def sleeps() -> list[float]:
-    return []
-
-
-@pytest.fixture
-def fake_sleep(sleeps):
-    async def _sleep(seconds: float) -> None:
-        sleeps.append(seconds)  # recorded, not waited
-        await asyncio.sleep(0)
-    return _sleep
-
-
 @pytest.fixture(params=["polling", "webhook"])
 async def running(request, tmp_path, zalo, fake_sleep, clock):
     settings = (webhook_settings(tmp_path, zalo) if request.param == "webhook"

@@ -94,19 +94,18 @@ def delivery_key(update: ZaloUpdate) -> str:
     return f"h:{digest[:40]}"
 
 
-def usable(update: ZaloUpdate) -> bool:
+def usable(update: ZaloUpdate, key: str) -> bool:
     """An update hocvuso answers: from a person, in a one-to-one chat, with ids that fit the inbox."""
-    key = delivery_key(update)
     return (not update.is_bot and bool(update.chat_id) and update.chat_type.upper() not in GROUP_CHAT_TYPES
             and len(update.chat_id) <= CHAT_ID_MAX and len(key) <= KEY_MAX and "\x00" not in key + update.chat_id)
 
 
 def to_incoming(update: ZaloUpdate) -> Incoming | None:
     """The neutral form of a Zalo event; None for what hocvuso does not answer."""
-    if not usable(update):
+    key = delivery_key(update)
+    if not usable(update, key):
         return None
     name = update.display_name or None
-    key = delivery_key(update)
     if update.event_name == TEXT_EVENT and update.text is not None:
         return Incoming.from_text(CHANNEL, update.chat_id, update.text, display_name=name, delivery_key=key)
     # Any other event, known or not yet (Zalo adds new ones), gets the kind answer for what it was.
@@ -304,7 +303,8 @@ class ZaloChannel(InboxChannel):
             incoming = to_incoming(update)
             if incoming is None:
                 continue  # a group, the bot's own message, ids that do not fit: confirmed and forgotten
-            received.append((inbox.Received(delivery_key(update), update.chat_id, dict(update.raw)),
+            assert incoming.delivery_key is not None  # every Zalo update has one
+            received.append((inbox.Received(incoming.delivery_key, update.chat_id, dict(update.raw)),
                              update, incoming))
         return received
 
