@@ -45,7 +45,7 @@ def report(
         catalog = load_catalog(settings.content_dir)
         lessons = catalog.ordered_lessons()
         request = ReportRequest(
-            database_url=settings.database_url, scope=scope, period=period, core=tuple(catalog.core_course.lessons),
+            database_url=settings.database_url, scope=scope, period=period, core=catalog.core_lessons(period.last_day),
             lesson_order=[lesson.id for lesson in lessons], made_at=now, commune_name=settings.commune_name,
             lesson_titles={lesson.id: lesson.title for lesson in lessons},
             question_texts={answer_key(lesson.id, question.id): question.question

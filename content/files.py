@@ -33,7 +33,10 @@ def lesson_data(lesson: Lesson) -> dict[str, Any]:
 
 
 def course_data(course: Course) -> dict[str, Any]:
-    return course.model_dump(mode="json")
+    data = course.model_dump(mode="json")
+    if not course.required_from:
+        del data["required_from"]  # most courses have none: their files stay as they were
+    return data
 
 
 def dump(data: dict[str, Any]) -> str:

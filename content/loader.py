@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import TypeVar
 
@@ -38,6 +39,10 @@ class Catalog:
     @property
     def core_course(self) -> Course:
         return next((course for course in self.courses if course.core), self.courses[0])
+
+    def core_lessons(self, day: date) -> tuple[str, ...]:
+        """The core lessons that count towards "finished" on `day` (the commune's date)."""
+        return self.core_course.required_on(day)
 
     def lesson(self, lesson_id: str) -> Lesson | None:
         return self.lessons.get(lesson_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import date
 from enum import StrEnum
 from typing import Annotated
 
@@ -161,10 +162,15 @@ def answer_key(lesson_id: str, question_id: str) -> str:
 
 
 class Course(Strict):
+    """A course. `required_from` names lessons added to a course people were already finishing: each
+    counts towards "finished" only from its date (a reporting year's first day), so a lesson added
+    before the deadline does not take back anyone's finished course in that year's report."""
+
     id: Slug
     title: _text(TITLE_MAX)  # type: ignore[valid-type]
     core: bool = False
     lessons: list[Slug] = Field(min_length=1)
+    required_from: dict[Slug, date] = Field(default_factory=dict)
 
     @field_validator("lessons")
     @classmethod
@@ -172,6 +178,20 @@ class Course(Strict):
         if len(set(lessons)) != len(lessons):
             raise ValueError("một bài học được liệt kê hai lần")
         return lessons
+
+    @model_validator(mode="after")
+    def _dated_lessons_listed(self) -> Course:
+        unlisted = sorted(set(self.required_from) - set(self.lessons))
+        if unlisted:
+            raise ValueError(f"required_from nêu bài không có trong lessons: {', '.join(unlisted)}")
+        if all(lesson in self.required_from for lesson in self.lessons):
+            raise ValueError("required_from không được hẹn ngày cho mọi bài: khóa học cần ít nhất một bài tính ngay")
+        return self
+
+    def required_on(self, day: date) -> tuple[str, ...]:
+        """The lessons a person must have completed to have finished the course on `day`."""
+        return tuple(lesson for lesson in self.lessons
+                     if (since := self.required_from.get(lesson)) is None or since <= day)
 
 
 GROUP_LABELS: dict[CitizenGroup, str] = {

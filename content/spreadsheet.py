@@ -21,7 +21,10 @@ from content.loader import CONTENT_DIR, Catalog, ContentError, link_problems, lo
 from content.schema import CARDS_MAX, OPTIONS_MAX, Course, Lesson, Question
 
 COURSES, LESSONS, QUESTIONS = "Khóa học", "Bài học", "Câu hỏi"
-COURSE_COLUMNS = ["Mã khóa", "Tên khóa", "Khóa cơ bản (có/không)", "Các bài (mã, mỗi dòng một bài)"]
+REQUIRED_FROM = "Bài chỉ tính vào hoàn thành từ ngày (mỗi dòng: mã: năm-tháng-ngày)"
+COURSE_COLUMNS = ["Mã khóa", "Tên khóa", "Khóa cơ bản (có/không)", "Các bài (mã, mỗi dòng một bài)", REQUIRED_FROM]
+# A workbook exported before a column existed still imports: the column is then empty.
+OPTIONAL_COLUMNS = frozenset({REQUIRED_FROM})
 LESSON_COLUMNS = [
     "Mã bài", "Tên bài", "Sau bài này bạn có thể", "Nhóm đối tượng (QĐ 757)", "Lĩnh vực (TT 02/2025)",
     *[f"Thẻ {n}" for n in range(1, CARDS_MAX + 1)], "Nguồn (mỗi dòng: tên | địa chỉ)",
@@ -71,7 +74,8 @@ def export_workbook(catalog: Catalog, path: Path) -> None:
     courses.title = COURSES
     _header(courses, COURSE_COLUMNS)
     for course in catalog.courses:
-        courses.append([course.id, course.title, "có" if course.core else "không", "\n".join(course.lessons)])
+        courses.append([course.id, course.title, "có" if course.core else "không", "\n".join(course.lessons),
+                        "\n".join(f"{lesson}: {day.isoformat()}" for lesson, day in course.required_from.items())])
     lessons = book.create_sheet(LESSONS)
     questions = book.create_sheet(QUESTIONS)
     _header(lessons, LESSON_COLUMNS)
@@ -129,12 +133,12 @@ def _rows(book: Any, sheet_name: str, columns: list[str], problems: list[CellPro
         return []
     sheet = book[sheet_name]
     header = [_text(cell) for cell in next(sheet.iter_rows(min_row=1, max_row=1, values_only=True), ())]
-    missing = [name for name in columns if name not in header]
+    missing = [name for name in columns if name not in header and name not in OPTIONAL_COLUMNS]
     for name in missing:
         problems.append(CellProblem(sheet_name, 1, name, "thiếu cột này ở dòng tiêu đề"))
     if missing:
         return []
-    index = {name: header.index(name) for name in columns}
+    index = {name: header.index(name) for name in columns if name in header}  # an absent optional: no key
     rows = []
     for number, values in enumerate(sheet.iter_rows(min_row=2, values_only=True), start=2):
         cells = {name: _text(values[i]) if i < len(values) else "" for name, i in index.items()}
@@ -221,8 +225,10 @@ def _lesson_column(loc: tuple[Any, ...]) -> str:
             "sources": "Nguồn (mỗi dòng: tên | địa chỉ)", "quiz": "Mã bài"}.get(first, "")
 
 
-def read_workbook(path: Path) -> tuple[list[Course], list[Lesson]]:
-    """Parse and validate the whole file; raise SpreadsheetError with every problem found."""
+def read_workbook(path: Path, current: Catalog | None = None) -> tuple[list[Course], list[Lesson]]:
+    """Parse and validate the whole file; raise SpreadsheetError with every problem found. A workbook
+    without the dates column keeps the dates of `current`'s courses: an old file must not quietly change
+    who has finished a course."""
     try:
         book = load_workbook(path, read_only=True, data_only=True)
     except Exception as error:  # openpyxl raises many kinds for a file that is not a workbook
@@ -255,37 +261,57 @@ def read_workbook(path: Path) -> tuple[list[Course], list[Lesson]]:
         lesson = _lesson_from(row, by_lesson.get(lesson_id, []), problems)
         if lesson is not None:
             lessons.append(lesson)
-    courses = [course for row in course_rows if (course := _course_from(row, problems)) is not None]
+    courses = [course for row in course_rows if (course := _course_from(row, problems, current)) is not None]
     if problems:
         raise SpreadsheetError(problems)
     return courses, lessons
 
 
-def _course_from(row: _Row, problems: list[CellProblem]) -> Course | None:
+def _course_from(row: _Row, problems: list[CellProblem], current: Catalog | None) -> Course | None:
     values = row.values
     data = {
         "id": values["Mã khóa"], "title": values["Tên khóa"],
         "core": values["Khóa cơ bản (có/không)"].lower() in YES,
         "lessons": [i.strip() for i in re.split(r"[,\n]", values["Các bài (mã, mỗi dòng một bài)"]) if i.strip()],
+        "required_from": _dated_lessons(row, problems, current),
     }
+    if data["required_from"] is None:
+        return None
     try:
         return Course.model_validate(data)
     except ValidationError as error:
-        names = {"id": "Mã khóa", "title": "Tên khóa", "lessons": "Các bài (mã, mỗi dòng một bài)"}
+        names = {"id": "Mã khóa", "title": "Tên khóa", "lessons": "Các bài (mã, mỗi dòng một bài)",
+                 "required_from": REQUIRED_FROM}
         for item in error.errors():
             column = names.get(str(item["loc"][0]) if item["loc"] else "", "")
             problems.append(_problem(COURSES, row.number, COURSE_COLUMNS, column, item["msg"]))
         return None
 
 
+def _dated_lessons(row: _Row, problems: list[CellProblem], current: Catalog | None) -> dict[str, Any] | None:
+    """The "mã: ngày" lines of a course row; None (with a problem noted) when a line is not one."""
+    if REQUIRED_FROM not in row.values:  # a workbook from before the column: the files' dates stay
+        known = current.course(row.values["Mã khóa"]) if current is not None else None
+        return dict(known.required_from) if known is not None else {}
+    dated: dict[str, Any] = {}
+    for line in filter(None, (line.strip() for line in row.values[REQUIRED_FROM].splitlines())):
+        lesson, colon, day = (part.strip() for part in line.partition(":"))
+        if not colon or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", day):
+            problems.append(_problem(COURSES, row.number, COURSE_COLUMNS, REQUIRED_FROM,
+                                     f"dòng “{line}” cần dạng mã-bài: năm-tháng-ngày, ví dụ vneid: 2026-12-11"))
+            return None
+        dated[lesson] = day
+    return dated
+
+
 def import_workbook(path: Path, directory: Path | None = None) -> ImportResult:
     """Validate `path` against itself and the lessons already in `directory`, then write what changed."""
     root = directory or CONTENT_DIR
-    courses, lessons = read_workbook(path)
     try:
         current = load_catalog(root)
     except ContentError:
         current = Catalog(courses=())
+    courses, lessons = read_workbook(path, current)
     merged = dict(current.lessons)
     merged.update({lesson.id: lesson for lesson in lessons})
     problems = link_problems(courses, merged)

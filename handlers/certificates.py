@@ -138,7 +138,7 @@ async def prefetch_certificate(services: Services, incoming: Incoming, argument:
                 issued = replace(old, code=code, full_name=name)
             else:
                 issued = Issued(code=code, person_id=person_id, course_id=core.id, course_title=core.title,
-                                lesson_count=len(core.lessons), full_name=name,
+                                lesson_count=len(services.core_lessons(now)), full_name=name,
                                 commune_name=services.config.commune_name, issued_at=now,
                                 issued_on=now.astimezone(services.config.zone).date())
             new = True
@@ -215,9 +215,10 @@ async def _send_own(turn: Turn, *, renew: bool) -> Replies:
     stored = await certificates.of_person(turn.session, person.id, core.id)  # type: ignore[arg-type]
     if stored is None:
         progress = await queries.progress_of(turn.session, person.id)  # type: ignore[arg-type]
-        done = sum(1 for lesson_id in dict.fromkeys(core.lessons)
+        required = turn.catalog.core_lessons(turn.today)
+        done = sum(1 for lesson_id in required
                    if (row := progress.get(lesson_id)) is not None and row.status == "completed")
-        total = len(dict.fromkeys(core.lessons))
+        total = len(required)
         if total == 0 or done < total:
             return await show_main_menu(turn, NOT_YET.format(course=core.title, done=done, total=total))
         if not person.full_name:

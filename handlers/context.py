@@ -65,6 +65,10 @@ class Services:
     # purpose: losing it on restart only costs one more count.
     recent_files: dict[Any, Any] = field(default_factory=dict, compare=False)
 
+    def core_lessons(self, now: datetime) -> tuple[str, ...]:
+        """The core lessons that count towards "finished" at `now` (content/schema.Course.required_from)."""
+        return self.catalog.core_lessons(now.astimezone(self.config.zone).date())
+
 
 NOT_FETCHED: Any = object()
 """`Turn.prefetched` before any prefetch ran."""

@@ -660,7 +660,7 @@ async def run_reminders(services: Services, now: datetime) -> int:
         planned = await _not_stored(session, await plan_reminders(session, services.config, now))
     if not planned:
         return 0  # the usual case, every 5 minutes: nothing new, and nothing is counted
-    core = tuple(services.catalog.core_course.lessons)
+    core = services.core_lessons(now)
     # One count of the commune gives every unit's figures; it runs off the event loop's thread.
     commune = await services.database.read(lambda connection: figures.commune_figures(connection, core, now))
     counted = counted_units(commune)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from content.schema import Lesson
+from content.schema import Course, Lesson
 from handlers import review, texts
 from handlers.context import Turn
 from handlers.core import Keyboard, Reply, redrawn
@@ -25,16 +25,13 @@ STARTED_MARK = "⏳"
 NEW_MARK = "▫️"
 
 
-COURSE_LIST = "📚 Chọn khóa học:"
 COURSE_LINE = "{mark} {title} ({done}/{total})"
 
 
 async def show_lesson_list(turn: Turn, course_id: str = "") -> Replies:
-    """/hoc: the courses when there are several, else the lessons of the one course."""
-    course = turn.catalog.course(course_id) if course_id else None
-    if course is None and len(turn.catalog.courses) > 1:
-        return await _show_courses(turn)
-    course = course or turn.catalog.core_course
+    """/hoc: the lessons of a course, the core course unless another is named; the other courses are
+    buttons below them, so the course most people take is one tap from the menu, as it always was."""
+    course = (turn.catalog.course(course_id) if course_id else None) or turn.catalog.core_course
     progress = await _progress(turn)
     keyboard = Keyboard()
     due = await review.due_keys(turn)
@@ -44,8 +41,9 @@ async def show_lesson_list(turn: Turn, course_id: str = "") -> Replies:
         lesson = turn.catalog.lesson(lesson_id)
         if lesson is not None:
             keyboard.add(f"{_mark(progress.get(lesson.id))} {lesson.title}", f"lesson:{lesson.id}")
-    if len(turn.catalog.courses) > 1:
-        keyboard.add("📚 Các khóa học", "hoc")
+    for other in turn.catalog.courses:
+        if other.id != course.id:
+            keyboard.add(_course_line(other, progress), f"hoc:{other.id}")
     keyboard.add(texts.BTN_MENU, "menu")
     turn.goto("lessons", course=course.id)
     if turn.person is None:
@@ -62,17 +60,10 @@ async def _progress(turn: Turn) -> dict:
     return await queries.progress_of(turn.session, turn.person.id)  # type: ignore[arg-type]
 
 
-async def _show_courses(turn: Turn) -> Replies:
-    progress = await _progress(turn)
-    keyboard = Keyboard()
-    for course in turn.catalog.courses:
-        done = sum(1 for lesson_id in course.lessons if _is_done(progress.get(lesson_id)))
-        mark = DONE_MARK if done == len(course.lessons) else ("⭐" if course.core else "📘")
-        keyboard.add(COURSE_LINE.format(mark=mark, title=course.title, done=done, total=len(course.lessons)),
-                     f"hoc:{course.id}")
-    keyboard.add(texts.BTN_MENU, "menu")
-    turn.goto("lessons")
-    return [Reply(COURSE_LIST, keyboard.build())]
+def _course_line(course: Course, progress: dict) -> str:
+    done = sum(1 for lesson_id in course.lessons if _is_done(progress.get(lesson_id)))
+    mark = DONE_MARK if done == len(course.lessons) else ("⭐" if course.core else "📘")
+    return COURSE_LINE.format(mark=mark, title=course.title, done=done, total=len(course.lessons))
 
 
 def _is_done(progress: object) -> bool:

@@ -56,7 +56,7 @@ async def enqueue_nudges(services: Services, now: datetime) -> int:
     """Store a nudge for every person due now; returns how many were stored (0 in the quiet hours)."""
     if quiet(services, now):
         return 0
-    core = tuple(services.catalog.core_course.lessons)
+    core = services.core_lessons(now)
     idle = timedelta(days=services.config.nudge_after_days)
     # A long read off the event loop (on SQLite a turn would otherwise wait behind it); someone who
     # comes back meanwhile gets at most one friendly message too many.
@@ -82,7 +82,7 @@ def _row(services: Services, candidate: NudgeCandidate, now: datetime, expires: 
     lesson = services.catalog.lesson(candidate.next_lesson)
     if lesson is None:  # the content changed since the course was read: nothing sensible to offer
         return None
-    total = len(services.catalog.core_course.lessons)
+    total = len(services.core_lessons(now))
     text = NUDGE.format(done=candidate.done, total=total, lesson=lesson.title)
     keyboard = Keyboard().add(BTN_CONTINUE, f"lesson:{lesson.id}").add(BTN_STOP, "nhachoc:off")
     return {

@@ -224,9 +224,10 @@ async def _completed_courses(turn: Turn, just_done: LessonProgress) -> list[Cour
     progress = await queries.progress_of(turn.session, turn.person.id)  # type: ignore[union-attr,arg-type]
     finished = []
     for course in turn.catalog.courses:
-        if just_done.lesson_id not in course.lessons:
+        required = course.required_on(turn.today)
+        if just_done.lesson_id not in required:
             continue
-        if all(progress.get(lid) is not None and progress[lid].status == "completed" for lid in course.lessons):
+        if all(progress.get(lid) is not None and progress[lid].status == "completed" for lid in required):
             await queries.log_activity(turn.session, turn.person, "course_finished", turn.now, None, course.id)
             finished.append(course)
     return finished

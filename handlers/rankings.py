@@ -71,7 +71,7 @@ async def prefetch_rankings(services: Services, incoming: Incoming, _argument: s
     async with services.database.session() as session:
         if await queries.person_of(session, incoming.channel, incoming.user_id) is None:
             return None
-    core = tuple(services.catalog.core_course.lessons)
+    core = services.core_lessons(now)
     minimum = services.config.ranking_min_people
     # The rankings hold no one's name and are the same for everyone: counted once a minute at most, so
     # a crowd (or one chat pressing again and again) costs one count.

@@ -118,7 +118,7 @@ async def prefetch_report(services: Services, incoming: Incoming, argument: str,
     titles, questions = content_names(services)
     request = ReportRequest(
         database_url=services.database.url, scope=scope_of(asked.unit, title, services.config.commune_name),
-        period=period, core=tuple(services.catalog.core_course.lessons), lesson_order=lesson_order(services),
+        period=period, core=services.catalog.core_lessons(period.last_day), lesson_order=lesson_order(services),
         made_at=now.astimezone(services.config.zone), commune_name=services.config.commune_name,
         lesson_titles=titles, question_texts=questions,
     )

@@ -147,7 +147,7 @@ async def _prefetch(services: Services, incoming: Incoming, argument: str, now: 
         if unit is None or not allowed(scopes, unit):
             return None
         title = await unit_title(session, unit)
-    core = tuple(services.catalog.core_course.lessons)
+    core = services.core_lessons(now)
     zone = services.config.zone
     loop = asyncio.get_running_loop()
     if export:

@@ -11,7 +11,7 @@ import multiprocessing
 import random
 import unicodedata
 from concurrent.futures import ProcessPoolExecutor
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import httpx
 import pytest
@@ -27,9 +27,10 @@ from bot.settings import Settings, SettingsError, load_settings
 from bot.web import build_web_app
 from handlers.dispatcher import Dispatcher
 from reports.certificate import CertificateData, render_certificate
-from storage import certificates, migrate
+from storage import certificates, figures, migrate
 from storage.db import Database
 from storage.models import Certificate, CertificateCodeTry, ChannelAccount, LessonProgress, Person
+from storage.report import reporting_period
 from tests.support import Chat, converse
 from tests.test_dialog_learning import answer
 from tests.test_dialog_registration import register
@@ -57,19 +58,18 @@ async def services(public_settings, clock):
 async def finish_core(chat: Chat, services) -> str:
     """Finish the core course: every lesson but the last stored as done, the last one passed in chat.
     Returns the transcript of the final answer."""
-    core = services.catalog.core_course
     now = services.clock()
     async with services.database.session() as session:
         person = (await session.exec(select(Person).join(ChannelAccount).where(
             ChannelAccount.channel == chat.channel, ChannelAccount.external_id == chat.user))).one()
-        for lesson_id in core.lessons[:-1]:
+        for lesson_id in services.core_lessons(now)[:-1]:
             session.add(LessonProgress(person_id=person.id, lesson_id=lesson_id, status="completed",
                                        best_score=100, started_at=now, completed_at=now))
     return await pass_last_lesson(chat, services)
 
 
 async def pass_last_lesson(chat: Chat, services) -> str:
-    last = services.catalog.lesson(services.catalog.core_course.lessons[-1])
+    last = services.catalog.lesson(services.core_lessons(services.clock())[-1])
     await chat.press(f"lesson:{last.id}")
     for _ in range(len(last.cards) - 1):
         await chat.choose("Tiếp")
@@ -101,6 +101,50 @@ async def stored(services) -> list[Certificate]:
 
 # --- issuing ------------------------------------------------------------------------------------
 
+async def _finished_in_figures(services, at: datetime) -> int:
+    core = services.core_lessons(at)
+    counted = await services.database.read(lambda connection: figures.commune_figures(connection, core, at))
+    return counted.totals.finished_core
+
+
+async def test_lessons_added_to_the_core_count_from_the_next_reporting_year(services, clock):
+    """The second edition's four core lessons count towards "finished" from 11/12/2026, the first day of
+    the 2027 reporting year: who finished the twelve keeps it in the 2026 report and the certificate, and
+    finishing the four later is congratulated again, with the same certificate."""
+    catalog = services.catalog
+    assert set(catalog.core_course.required_from.values()) == {date(2026, 12, 11)}
+    last_day_2026 = datetime(2026, 12, 10, 16, 59, tzinfo=UTC)  # 23:59 on 10/12 in Ninh Bình
+    first_day_2027 = datetime(2026, 12, 10, 17, 0, tzinfo=UTC)
+    twelve = services.core_lessons(last_day_2026)
+    assert len(twelve) == 12 and services.core_lessons(clock()) == twelve
+    assert services.core_lessons(first_day_2027) == tuple(catalog.core_course.lessons)
+    period = reporting_period(2026, services.config.report_deadline, services.config.zone)
+    assert catalog.core_lessons(period.last_day) == twelve  # what the 2026 report counts
+
+    chat = Chat(Dispatcher(services))
+    await register(chat, name=HANG)
+    transcript = await finish_core(chat, services)
+    assert f"Chúc mừng! Bạn đã hoàn thành cả {catalog.core_course.title}" in transcript
+    assert await _finished_in_figures(services, clock()) == 1
+    await converse(chat, [("/tiendo", f"đã xong 12/{len(catalog.core_course.lessons)} bài")])
+
+    clock.now = first_day_2027 + timedelta(days=1)
+    assert await _finished_in_figures(services, clock()) == 0  # the 2027 figures ask for all sixteen
+    assert await _finished_in_figures(services, last_day_2026) == 1  # the 2026 ones still count her
+    new_ones = [lesson for lesson in catalog.core_course.lessons if lesson not in twelve]
+    async with services.database.session() as session:
+        person = (await session.exec(select(Person))).one()
+        for lesson_id in new_ones[:-1]:
+            session.add(LessonProgress(person_id=person.id, lesson_id=lesson_id, status="completed",
+                                       best_score=100, started_at=clock(), completed_at=clock()))
+    transcript = await pass_last_lesson(chat, services)
+    assert f"Chúc mừng! Bạn đã hoàn thành cả {catalog.core_course.title}" in transcript
+    assert await _finished_in_figures(services, clock()) == 1
+    [certificate] = await stored(services)  # the one issued in 2026, sent again
+    assert certificate.lesson_count == 12 and "📜 Giấy chứng nhận hoàn" in transcript.split("Chúc mừng!")[-1]
+
+
+
 async def test_finishing_the_core_course_brings_the_certificate(public_settings, clock, caplog):
     """In a renderer process, as `hocvuso run` draws: what crosses to it must pickle."""
     caplog.set_level(logging.DEBUG)
@@ -118,7 +162,7 @@ async def test_finishing_the_core_course_brings_the_certificate(public_settings,
         assert len(code) == 12 and set(code) <= set("ACDEFGHJKMNPRTUVWXY34679")
         assert f"Mã xác thực: {certificates.grouped(code)}" in transcript and "quét mã QR" in transcript
         assert (certificate.full_name, certificate.course_title, certificate.lesson_count) == (
-            HANG, core.title, len(core.lessons))
+            HANG, core.title, len(services.core_lessons(clock())))
         assert certificate.issued_on == date(2026, 11, 2) and certificate.commune_name == COMMUNE
 
         pdf = attached_pdf(chat)
@@ -164,7 +208,7 @@ async def test_a_person_without_a_name_is_asked_for_it_first(chat, services):
 
 
 async def test_only_those_who_finished_get_one(chat, services):
-    total = len(services.catalog.core_course.lessons)
+    total = len(services.core_lessons(services.clock()))
     await converse(chat, [("/chungnhan", "dành cho người đã đăng ký")])
     await register(chat, name=HANG)
     await converse(chat, [("/chungnhan", f"Bạn đã xong 0/{total} bài")])
@@ -272,7 +316,7 @@ async def test_a_certificate_survives_a_renamed_course(tmp_path, content_copy, c
         await register(chat, name=HANG)
         await finish_core(chat, before)
         old_title = before.catalog.core_course.title
-        lessons = len(before.catalog.core_course.lessons)
+        lessons = len(before.core_lessons(clock()))
     finally:
         await before.database.dispose()
 

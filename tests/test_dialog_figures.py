@@ -146,7 +146,7 @@ async def grant(services, chat: Chat, role: str, *, org: str | None = None, vill
 
 
 async def test_each_role_sees_figures_equal_to_independent_counts(make_chat, services):
-    core = list(services.catalog.core_course.lessons)
+    core = list(services.core_lessons(services.clock()))
     titles = {lesson: services.catalog.lesson(lesson).title for lesson in core}
     residents = build_residents(core)
     await store(services, residents, core)
@@ -194,7 +194,7 @@ async def test_each_role_sees_figures_equal_to_independent_counts(make_chat, ser
 
 
 async def test_a_household_head_sees_the_household(make_chat, services):
-    core = list(services.catalog.core_course.lessons)
+    core = list(services.core_lessons(services.clock()))
     residents = build_residents(core)
     households = await store(services, residents, core)
     head = make_chat("hh")

@@ -107,7 +107,7 @@ async def test_a_brand_new_zalo_chat_links_with_the_code_and_sees_the_progress(d
     assert "Nguyễn" not in asked  # who merely holds a code learns no name
     await converse(z, [("#Đồng ý liên kết", f"{LINKED} Telegram")])
     assert "Bạn muốn làm gì?" in z.transcript  # then the main menu, of a registered person
-    await converse(z, [("/tiendo", "đã xong 1/12 bài")])
+    await converse(z, [("/tiendo", f"đã xong 1/{len(services.catalog.core_course.lessons)} bài")])
     assert "Tài khoản nhắn tin: Telegram, Zalo (đã liên kết" in await z.say("/dulieucuatoi")
 
     [person] = await people(services)
@@ -118,7 +118,7 @@ async def test_a_brand_new_zalo_chat_links_with_the_code_and_sees_the_progress(d
     await read_all_cards(z, lesson)
     await z.choose("Làm bài kiểm tra")
     await answer(z, lesson, correct=True)
-    await converse(tg, [("/tiendo", "đã xong 2/12 bài")])
+    await converse(tg, [("/tiendo", f"đã xong 2/{len(services.catalog.core_course.lessons)} bài")])
 
 
 async def test_lienket_alone_asks_for_the_code_and_a_plain_word_works_too(dispatcher, services):
@@ -185,8 +185,9 @@ async def test_an_account_with_its_own_progress_is_merged_and_nothing_is_lost(di
     code = await code_from(tg)
     merge = await z.say(f"/lienket {code}")
     assert CONFIRM in merge and "đã có dữ liệu riêng" in merge and "không mất gì" in merge
-    await converse(z, [("#Đồng ý liên kết", LINKED), ("/tiendo", "đã xong 2/12 bài")])
-    await converse(tg, [("/tiendo", "đã xong 2/12 bài")])
+    total = len(services.catalog.core_course.lessons)
+    await converse(z, [("#Đồng ý liên kết", LINKED), ("/tiendo", f"đã xong 2/{total} bài")])
+    await converse(tg, [("/tiendo", f"đã xong 2/{total} bài")])
 
     [person] = await people(services)
     target, source = before

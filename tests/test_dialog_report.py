@@ -34,7 +34,7 @@ def _files(chat: Chat) -> dict[str, bytes]:
 
 
 async def test_each_role_gets_its_own_units_report_with_the_figures_of_thongke(make_chat, services):
-    core = list(services.catalog.core_course.lessons)
+    core = list(services.core_lessons(services.clock()))
     residents = build_residents(core)
     await store(services, residents, core)
 
@@ -136,7 +136,7 @@ def shell(monkeypatch, sqlite_url):
 
 
 async def test_the_shell_writes_the_three_files_of_a_unit(shell, services, tmp_path):
-    core = list(services.catalog.core_course.lessons)
+    core = list(services.core_lessons(services.clock()))
     residents = build_residents(core)
     await store(services, residents, core)
     result = await shell("report", "--year", "2026", "--org", FARMERS, "--out", str(tmp_path / "bao-cao"))

@@ -21,6 +21,7 @@ from sqlmodel import select
 
 from bot.app import build_services
 from bot.settings import Settings
+from content.loader import load_catalog
 from reports.honours_book import AVERAGE, CLAIMED, DATE_FORMAT, FIXED, HEADER_ROW, honours_workbook
 from storage import access, figures, migrate, rankings
 from storage.db import Database
@@ -389,11 +390,12 @@ def test_a_typed_name_stays_text_in_the_workbook():
 @pytest.fixture
 def content_two_courses(content_copy: Path) -> Path:
     """The shipped lessons as two courses: the core course of four lessons, and the rest."""
-    shipped = (content_copy / "courses" / "co-ban.yaml").read_text(encoding="utf-8")
-    lessons = [line.strip()[2:] for line in shipped.splitlines() if line.strip().startswith("- ")]
-    assert list(CORE) == lessons[:4] and set(EXTRA) <= set(lessons[4:])
-    core = "\n".join(f"  - {lesson}" for lesson in lessons[:4])
-    rest = "\n".join(f"  - {lesson}" for lesson in lessons[4:])
+    lessons = list(load_catalog(content_copy).lessons)
+    assert set(CORE) | set(EXTRA) <= set(lessons)
+    core = "\n".join(f"  - {lesson}" for lesson in CORE)
+    rest = "\n".join(f"  - {lesson}" for lesson in lessons if lesson not in CORE)
+    for shipped in (content_copy / "courses").glob("*.yaml"):
+        shipped.unlink()
     (content_copy / "courses" / "co-ban.yaml").write_text(
         f"id: co-ban\ntitle: Khóa kỹ năng số cơ bản\ncore: true\nlessons:\n{core}\n", encoding="utf-8")
     (content_copy / "courses" / "nang-cao.yaml").write_text(

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from content.loader import load_catalog
-from content.spreadsheet import QUESTIONS, SpreadsheetError, export_workbook, import_workbook
+from content.spreadsheet import QUESTIONS, REQUIRED_FROM, SpreadsheetError, export_workbook, import_workbook
 
 
 @pytest.fixture
@@ -67,8 +67,37 @@ def test_a_new_lesson_and_its_questions_become_a_new_file(content, exported):
     result = import_workbook(exported, content)
     assert result.new == ["bai-moi"] and result.changed == ["khóa co-ban"]
     catalog = load_catalog(content)
-    assert catalog.files["bai-moi"] == "lessons/13-bai-moi.yaml"
+    assert catalog.files["bai-moi"] == f"lessons/{len(catalog.lessons):02d}-bai-moi.yaml"
     assert catalog.core_course.lessons[-1] == "bai-moi"
+
+
+def test_the_dates_from_which_lessons_count_go_out_and_come_back(content, exported):
+    """A core lesson that counts only from a date keeps its date through the workbook; a line that is not
+    "lesson: date" is named by its cell, and nothing is written."""
+    dated = load_catalog(content).core_course.required_from
+    assert dated  # the second edition added lessons that count from the 2027 reporting year
+    assert import_workbook(exported, content).changed == []
+    assert load_catalog(content).core_course.required_from == dated
+    book = load_workbook(exported)
+    courses = book["Khóa học"]
+    column = next(cell.column_letter for cell in courses[1] if cell.value == REQUIRED_FROM)
+    row = next(cell.row for cell in courses["A"] if cell.value == "co-ban")
+    courses[f"{column}{row}"] = courses[f"{column}{row}"].value + "\nvneid sau ngày 11/12"
+    book.save(exported)
+    with pytest.raises(SpreadsheetError, match=f"Khóa học, dòng {row}, cột {column}.*vneid sau ngày 11/12"):
+        import_workbook(exported, content)
+    assert load_catalog(content).core_course.required_from == dated
+
+
+def test_a_workbook_from_before_the_dates_column_still_imports(content, exported):
+    book = load_workbook(exported)
+    courses = book["Khóa học"]
+    column = next(cell.column for cell in courses[1] if cell.value == REQUIRED_FROM)
+    courses.delete_cols(column)
+    book.save(exported)
+    dated = load_catalog(content).core_course.required_from
+    assert import_workbook(exported, content).changed == []  # the files' dates stay as they were
+    assert load_catalog(content).core_course.required_from == dated
 
 
 def test_ids_too_long_to_store_together_are_refused_like_in_the_files(content, exported):
@@ -134,8 +163,12 @@ def test_the_cli_exports_imports_and_reports(content, exported, tmp_path, monkey
     runner = CliRunner()
     out = tmp_path / "xuat.xlsx"
     exported_run = runner.invoke(app, ["content", "export", str(out)])
-    assert exported_run.exit_code == 0 and "12 bài học, 60 câu hỏi" in exported_run.output
-    assert "không đổi: 13" in runner.invoke(app, ["content", "import", str(out)]).output
+    shipped = load_catalog(content)
+    questions = sum(len(lesson.quiz) for lesson in shipped.lessons.values())
+    assert exported_run.exit_code == 0
+    assert f"{len(shipped.lessons)} bài học, {questions} câu hỏi" in exported_run.output
+    unchanged = len(shipped.lessons) + len(shipped.courses)
+    assert f"không đổi: {unchanged}" in runner.invoke(app, ["content", "import", str(out)]).output
     edit(out, QUESTIONS, "H2", "Z")
     failed = runner.invoke(app, ["content", "import", str(out)])
     assert failed.exit_code == 2 and "chưa thay đổi gì" in failed.output and "dòng 2" in failed.output
