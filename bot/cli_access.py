@@ -27,7 +27,8 @@ T = TypeVar("T")
 invite_app = typer.Typer(help="Mã mời nhận vai trò.", no_args_is_help=True)
 roles_app = typer.Typer(help="Vai trò: ai giữ vai trò nào.", no_args_is_help=True)
 
-ROLE_NAMES = {"leader": "lãnh đạo tổ chức", "village_head": "trưởng thôn", "staff": "cán bộ xã", "admin": "quản trị"}
+ROLE_NAMES = {"leader": "lãnh đạo tổ chức", "village_head": "trưởng thôn", "staff": "cán bộ xã", "admin": "quản trị",
+              "digital_team": "thành viên Tổ công nghệ số cộng đồng"}
 EXPIRY = re.compile(r"(\d{1,4})\s*([dhm])")
 SHORTEST, LONGEST = timedelta(minutes=10), timedelta(days=90)
 # Piped into a file or another program, tables keep each row on one line instead of an 80-column wrap.
@@ -85,9 +86,10 @@ async def _unit_named(session: AsyncSession, model: type[Organisation] | type[Vi
 
 @invite_app.command("create")
 def invite_create(
-    role: Annotated[str, typer.Option("--role", help="leader, village_head, staff hoặc admin.")],
+    role: Annotated[str, typer.Option("--role", help="leader, village_head, digital_team, staff hoặc admin.")],
     org: Annotated[str | None, typer.Option("--org", help="Tên tổ chức (với --role leader).")] = None,
-    village: Annotated[str | None, typer.Option("--village", help="Tên thôn/xóm (với --role village_head).")] = None,
+    village: Annotated[str | None, typer.Option(
+        "--village", help="Tên thôn/xóm (với --role village_head; với digital_team nếu thuộc một thôn).")] = None,
     expires: Annotated[str, typer.Option("--expires", help="Thời hạn: 7d, 48h, 30m (10 phút đến 90 ngày).")] = "7d",
 ) -> None:
     """Tạo một mã mời dùng một lần. Người bạn có quản trị đầu tiên cũng tạo bằng lệnh này (--role admin)."""
@@ -99,6 +101,8 @@ def invite_create(
             raise CommandError("Mã cho lãnh đạo tổ chức cần --org \"Tên tổ chức\" (và không có --village).")
         if role == "village_head" and (village is None or org is not None):
             raise CommandError("Mã cho trưởng thôn cần --village \"Tên thôn\" (và không có --org).")
+        if role == "digital_team" and org is not None:
+            raise CommandError("Mã cho Tổ công nghệ số cộng đồng dùng --village \"Tên thôn\" (bỏ trống: cả xã).")
         if role in access.STAFF_ROLES and (org is not None or village is not None):
             raise CommandError("Cán bộ xã và quản trị xem cả xã: không dùng --org hay --village.")
         lifetime = parse_expiry(expires)

@@ -25,6 +25,7 @@ ROLE_LABELS = {
     "village_head": "Trưởng thôn",
     "staff": "Cán bộ xã",
     "admin": "Quản trị",
+    "digital_team": "Thành viên Tổ công nghệ số cộng đồng",
 }
 ASK_CODE = "🎟️ Bạn gõ mã mời được cấp (12 ký tự, ví dụ K7MX-4RTP-W9AC)."
 BAD_FORMAT = "Mã mời gồm 12 chữ và số, có thể viết cách nhau bằng dấu gạch (ví dụ K7MX-4RTP-W9AC). Bạn gõ lại nhé."
@@ -37,12 +38,16 @@ CONSENT_FIRST = "Để nhận vai trò, bạn cần đồng ý lưu dữ liệu 
 GRANTED = "✅ Bạn đã nhận vai trò {role}{unit}.\n{next}"
 NEXT_LEADER = "Gõ /thongke để xem số liệu, /thanhvien để xác nhận thành viên."
 NEXT_OTHER = "Gõ /thongke để xem số liệu."
+NEXT_TEAM = "Gõ /hoccung để đăng ký và học cùng một người chưa tự dùng được điện thoại."
 NEXT_STAFF = "Gõ /thongke để xem số liệu của xã, /moi để tạo mã mời cho lãnh đạo tổ chức và trưởng thôn."
 
 NOT_ALLOWED = "Chức năng này chỉ dành cho cán bộ xã. Nếu bạn cần, hãy liên hệ Phòng Văn hóa - Xã hội."
 INVITE_WHO = "🎟️ Tạo mã mời cho ai?"
 BTN_FOR_LEADER = "Lãnh đạo một tổ chức"
 BTN_FOR_VILLAGE = "Trưởng một thôn/xóm"
+BTN_FOR_TEAM = "Thành viên Tổ công nghệ số cộng đồng"
+BTN_WHOLE_COMMUNE = "Cả xã (không riêng thôn nào)"
+INVITE_WHICH_TEAM = "Mã mời cho thành viên Tổ công nghệ số cộng đồng của thôn/xóm nào?"
 INVITE_WHICH_ORG = "Mã mời cho lãnh đạo tổ chức nào?"
 INVITE_WHICH_VILLAGE = "Mã mời cho trưởng thôn/xóm nào?"
 INVITE_MADE = (
@@ -118,7 +123,8 @@ async def redeem_hash(turn: Turn, hashed: str, *, then_menu: bool = True) -> Rep
             return waiting
         turn.goto("ask_invite")
         return [Reply(REFUSED), *await view_ask_code(turn)]
-    follow = {"leader": NEXT_LEADER, "staff": NEXT_STAFF, "admin": NEXT_STAFF}.get(grant.role, NEXT_OTHER)
+    follow = {"leader": NEXT_LEADER, "staff": NEXT_STAFF, "admin": NEXT_STAFF,
+              "digital_team": NEXT_TEAM}.get(grant.role, NEXT_OTHER)
     note = Reply(GRANTED.format(role=ROLE_LABELS[grant.role], unit=await unit_label(turn, grant), next=follow),
                  standalone=True)
     return [note, *await show_main_menu(turn)] if then_menu else [note]
@@ -141,7 +147,8 @@ async def on_invite_command(turn: Turn) -> Replies:
 
 
 async def on_invite_action(turn: Turn, argument: str) -> Replies:
-    """moi, moi:leader, moi:village_head, moi:org:ID, moi:village:ID (every step checks access again)."""
+    """moi, moi:leader, moi:village_head, moi:team, moi:org:ID, moi:village:ID, moi:teamv:ID, moi:teamc
+    (every step checks access again)."""
     scopes = await access.scopes_of(turn.session, turn.person)
     if not scopes.staff:
         await access.audit(turn.session, turn.now, turn.person.id if turn.person else None, "invite_create",
@@ -159,10 +166,18 @@ async def on_invite_action(turn: Turn, argument: str) -> Replies:
         for village in await queries.all_villages(turn.session):
             keyboard.add(village.name, f"moi:village:{village.id}")
         return [Reply(INVITE_WHICH_VILLAGE, keyboard.add(texts.BTN_BACK, "moi").build())]
-    if kind in {"org", "village"}:
+    if kind == "team":
+        keyboard = Keyboard()
+        for village in await queries.all_villages(turn.session):
+            keyboard.add(village.name, f"moi:teamv:{village.id}")
+        keyboard.add(BTN_WHOLE_COMMUNE, "moi:teamc")
+        return [Reply(INVITE_WHICH_TEAM, keyboard.add(texts.BTN_BACK, "moi").build())]
+    if kind in {"org", "village", "teamv"}:
         return await _make_invite(turn, kind, action_number(number))
+    if kind == "teamc":
+        return await _make_invite(turn, kind, None)
     keyboard = (Keyboard().add(BTN_FOR_LEADER, "moi:leader").add(BTN_FOR_VILLAGE, "moi:village_head")
-                .add(texts.BTN_MENU, "menu"))
+                .add(BTN_FOR_TEAM, "moi:team").add(texts.BTN_MENU, "menu"))
     return [Reply(INVITE_WHO, keyboard.build())]
 
 
@@ -170,17 +185,21 @@ async def _make_invite(turn: Turn, kind: str, unit_id: int | None) -> Replies:
     assert turn.person is not None
     model = Organisation if kind == "org" else Village
     unit = await turn.session.get(model, unit_id) if unit_id is not None else None
-    if unit is None:
-        return [Reply(UNKNOWN_UNIT), *await on_invite_action(turn, "leader" if kind == "org" else "village_head")]
-    role = "leader" if kind == "org" else "village_head"
+    back = {"org": "leader", "village": "village_head"}.get(kind, "team")
+    if unit is None and kind != "teamc":
+        return [Reply(UNKNOWN_UNIT), *await on_invite_action(turn, back)]
+    role = {"org": "leader", "village": "village_head"}.get(kind, "digital_team")
     code = await access.create_invite(
         turn.session, role=role, now=turn.now, expires_in=timedelta(days=CHAT_INVITE_DAYS),
         rng=turn.services.random, created_by=turn.person.id,
-        organisation_id=unit.id if kind == "org" else None, village_id=unit.id if kind == "village" else None,
+        organisation_id=unit.id if kind == "org" and unit else None,
+        village_id=unit.id if kind in {"village", "teamv"} and unit else None,
     )
     link = deep_link(turn, code)
     expires = (turn.now + timedelta(days=CHAT_INVITE_DAYS)).astimezone(turn.config.zone).strftime("%H:%M ngày %d/%m/%Y")
-    text = INVITE_MADE.format(role=ROLE_LABELS[role].lower(), unit=f" – {unit.name}", code=access.grouped(code),
+    where = f" – {unit.name}" if unit is not None else " – cả xã"
+    text = INVITE_MADE.format(role=ROLE_LABELS[role][0].lower() + ROLE_LABELS[role][1:], unit=where,
+                              code=access.grouped(code),
                               link=f" (hoặc mở {link})" if link else "", expires=expires)
     return [Reply(text, standalone=True), *await show_main_menu(turn)]
 

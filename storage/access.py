@@ -50,11 +50,13 @@ def code_hash(code: str) -> str:
 async def audit(
     session: AsyncSession, now: datetime, actor: int | None, action: str, outcome: str = "ok", *,
     role: str | None = None, organisation_id: int | None = None, village_id: int | None = None,
-    subject: int | None = None,
+    subject: int | None = None, record_id: int | None = None, detail: str | None = None,
 ) -> None:
-    """Append one line to the audit log (ids only: never a name, a code or what was typed)."""
+    """Append one line to the audit log (ids only: never a name, a code or what was typed; `detail` names
+    the fields changed, never their values)."""
     session.add(AuditLog(at=now, actor=actor, action=action, outcome=outcome, role=role,
-                         organisation_id=organisation_id, village_id=village_id, subject=subject))
+                         organisation_id=organisation_id, village_id=village_id, subject=subject,
+                         record_id=record_id, detail=detail))
 
 
 async def create_invite(
@@ -126,10 +128,22 @@ class Scopes:
     staff: bool = False  # staff or admin: the whole commune
     admin: bool = False
     household: int | None = None  # the household they are head of
+    # Member of the Tổ công nghệ số cộng đồng (role "digital_team"): of these villages, and of the whole
+    # commune when `team_commune`. They help residents learn; they do not see units' figures.
+    team_villages: tuple[int, ...] = ()
+    team_commune: bool = False
 
     @property
     def any(self) -> bool:
         return bool(self.organisations or self.villages or self.staff or self.household is not None)
+
+    @property
+    def digital_team(self) -> bool:
+        return bool(self.team_villages or self.team_commune)
+
+    def visits(self, village_id: int) -> bool:
+        """Whether they may see the households of `village_id` still to visit: staff, its head, its team."""
+        return self.heads(village_id) or self.team_commune or village_id in self.team_villages
 
     def leads(self, organisation_id: int) -> bool:
         return self.staff or organisation_id in self.organisations
@@ -149,6 +163,8 @@ async def scopes_of(session: AsyncSession, person: Person | None) -> Scopes:
         staff=bool(roles & set(STAFF_ROLES)),
         admin="admin" in roles,
         household=person.household_id if person.is_household_head else None,
+        team_villages=tuple(g.village_id for g in grants if g.role == "digital_team" and g.village_id),
+        team_commune=any(g.role == "digital_team" and g.village_id is None for g in grants),
     )
 
 

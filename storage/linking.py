@@ -31,9 +31,11 @@ from storage.models import (
     Announcement,
     Certificate,
     ChannelAccount,
+    ConversationState,
     Deadline,
     Delivery,
     HandIn,
+    Initiative,
     InviteCode,
     LessonProgress,
     LinkCode,
@@ -42,10 +44,15 @@ from storage.models import (
     Person,
     QuizAttempt,
     RoleGrant,
+    UnitActivity,
+    UnitActivityMember,
 )
 
 CODE_DIGITS = 6
 CODE_LIFETIME = timedelta(minutes=10)
+# The "channel" of a code a digital-team member makes for someone registered in person (handlers/assisted.py):
+# it is no messenger, so any messenger may take it.
+ASSISTED_CHANNEL = "hoccung"
 TRIES = 5
 TRIES_WINDOW = timedelta(minutes=15)
 
@@ -180,7 +187,17 @@ async def merge_person(session: AsyncSession, source: Person, target: Person) ->
         (ChannelAccount, ChannelAccount.person_id), (HandIn, HandIn.person_id),
         (InviteCode, InviteCode.created_by), (InviteCode, InviteCode.used_by), (Deadline, Deadline.created_by),
         (Announcement, Announcement.author_id),
+        # What units do offline (issue 14): proposals, recognitions, records, help given, people registered.
+        (Initiative, Initiative.proposed_by), (Initiative, Initiative.recognised_by),
+        (UnitActivity, UnitActivity.recorded_by), (LessonProgress, LessonProgress.assisted_by),
+        (QuizAttempt, QuizAttempt.assisted_by), (Person, Person.registered_by),
+        (ConversationState, ConversationState.learning_with),
     ]
+    # Named at the same activity twice: one row is enough (the pair is unique).
+    both = select(UnitActivityMember.activity_id).where(col(UnitActivityMember.person_id) == target_id)
+    await session.exec(delete(UnitActivityMember).where(col(UnitActivityMember.person_id) == source_id,
+                                                        col(UnitActivityMember.activity_id).in_(both)))
+    moves.append((UnitActivityMember, UnitActivityMember.person_id))
     for model, column in moves:
         await session.exec(update(model).where(col(column) == source_id).values({column.key: target_id}))
     await session.exec(delete(LinkCode).where(col(LinkCode.person_id) == source_id))
@@ -225,6 +242,8 @@ async def _merge_progress(session: AsyncSession, source_id: int, target_id: int)
         if kept is None:
             continue  # moved below
         if theirs.status == "completed":
+            if kept.status != "completed" or _earlier(kept.completed_at, theirs.completed_at) != kept.completed_at:
+                kept.assisted, kept.assisted_by = theirs.assisted, theirs.assisted_by  # the first one says
             kept.status = "completed"
         kept.best_score = _larger(kept.best_score, theirs.best_score)
         kept.started_at = min(kept.started_at, theirs.started_at)

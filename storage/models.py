@@ -117,6 +117,10 @@ class Person(SQLModel, table=True):
     consent_offered: int = 1
     # Off with one tap in /caidat: no encouragement when they stop learning for a while.
     nudges_off: bool = False
+    # "chat": agreed in the chat. "in_person": told aloud by a member of the digital team, who registered
+    # them on the member's own phone (`registered_by`); they learn with that member until they link a phone.
+    consent_method: str = Field(default="chat", max_length=12)
+    registered_by: int | None = _fk("person.id")
     created_at: datetime = _when()
 
 
@@ -145,8 +149,10 @@ class Membership(SQLModel, table=True):
     confirmed_at: datetime | None = _when(nullable=True)
 
 
-ROLES = ("leader", "village_head", "staff", "admin")
-"""Roles raised by invitation. Resident is everyone; household head is Person.is_household_head."""
+ROLES = ("leader", "village_head", "staff", "admin", "digital_team")
+"""Roles raised by invitation. Resident is everyone; household head is Person.is_household_head.
+"digital_team": a member of the Tổ công nghệ số cộng đồng of one village (or of the commune, village None),
+who may register residents in person and learn with them ("Học cùng", handlers/assisted.py)."""
 
 
 class RoleGrant(SQLModel, table=True):
@@ -205,6 +211,8 @@ class AuditLog(SQLModel, table=True):
     organisation_id: int | None = None
     village_id: int | None = None
     subject: int | None = None  # the person acted on (a member confirmed, a grant revoked), if any
+    record_id: int | None = None  # the row acted on (an activity, an initiative), if any
+    detail: str | None = Field(default=None, max_length=200)  # field names changed; never their values
 
 
 class LessonProgress(SQLModel, table=True):
@@ -219,6 +227,10 @@ class LessonProgress(SQLModel, table=True):
     best_score: int | None = None
     started_at: datetime = _when()
     completed_at: datetime | None = _when(nullable=True)
+    # Completed with a digital-team member beside them ("Học cùng"): it counts as completed, and every figure
+    # shows it apart. `assisted_by` names the member (None once they erased their data; `assisted` stays).
+    assisted: bool = False
+    assisted_by: int | None = _fk("person.id")
 
 
 class QuizAttempt(SQLModel, table=True):
@@ -240,6 +252,8 @@ class QuizAttempt(SQLModel, table=True):
     passed: bool | None = None
     started_at: datetime = _when()
     finished_at: datetime | None = _when(nullable=True)
+    assisted: bool = False  # taken with a digital-team member beside them
+    assisted_by: int | None = _fk("person.id")  # who; None once they erased their data
 
 
 class Answer(SQLModel, table=True):
@@ -290,6 +304,9 @@ class ConversationState(SQLModel, table=True):
     # The labels of that menu, in the same order: on a channel without buttons a person may type the
     # choice ("tiếp", "Đồng ý") instead of its number.
     menu_labels: list[str] = Field(default_factory=list, sa_type=JSON)
+    # "Học cùng": the resident a digital-team member is learning with on this chat (handlers/assisted.py).
+    # While set, lessons and quizzes are the resident's, marked as taken with the member's help.
+    learning_with: int | None = _fk("person.id")
     updated_at: datetime = _when()
 
 
@@ -496,3 +513,68 @@ class LinkCodeTry(SQLModel, table=True):
     channel: str = Field(max_length=20)
     external_id: str = Field(max_length=64, index=True)
     at: datetime = _when()
+
+
+ACTIVITY_KINDS = {
+    "tuyen-truyen": "Tuyên truyền",
+    "tap-huan": "Lớp/buổi tập huấn",
+    "ho-tro-tai-nha": "Hỗ trợ tại nhà",
+    "hoi-thi": "Hội thi",
+    "khac": "Khác",
+}
+"""Kinds of activity a unit organises offline, and their Vietnamese labels (plan, section III.1)."""
+
+
+class UnitActivity(SQLModel, table=True):
+    """Something a unit organised offline (/hoatdong): a campaign, a class, home visits, a contest.
+
+    The unit is an organisation, or a village (its head or the digital team), or the commune (staff:
+    both None). Removing keeps the row with `removed_at`, so the audit trail still names what it was;
+    removed rows count nowhere. `participants` is the number present; `members` may name some of them.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int | None = _fk("organisation.id", on_delete="CASCADE")
+    village_id: int | None = _fk("village.id", on_delete="CASCADE")
+    kind: str = Field(max_length=20)
+    held_on: date
+    title: str = Field(max_length=160)
+    place: str | None = Field(default=None, max_length=120)
+    place_village_id: int | None = _fk("village.id")
+    participants: int = 0
+    photo_file_id: str | None = Field(default=None, max_length=200)  # Telegram's file_id; the photo stays there
+    recorded_by: int | None = _fk("person.id")
+    created_at: datetime = _when()
+    updated_at: datetime = _when()
+    removed_at: datetime | None = _when(nullable=True)
+
+
+class UnitActivityMember(SQLModel, table=True):
+    """A member of the unit named as present at an activity."""
+
+    __table_args__ = (UniqueConstraint("activity_id", "person_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    activity_id: int | None = _fk("unitactivity.id", nullable=False, on_delete="CASCADE")
+    person_id: int | None = _fk("person.id", nullable=False, on_delete="CASCADE")
+
+
+class Initiative(SQLModel, table=True):
+    """A sáng kiến or cách làm hay proposed by anyone registered (/sangkien); staff mark it recognised.
+
+    Until then only its proposer and staff see it. It goes with its proposer's erasure (its text may
+    name people).
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    title: str = Field(max_length=200)
+    authors: str = Field(max_length=300)
+    organisation_id: int | None = _fk("organisation.id")
+    village_id: int | None = _fk("village.id")
+    description: str = Field(max_length=1000)
+    result: str = Field(max_length=1000)
+    proposed_by: int | None = _fk("person.id", nullable=False, on_delete="CASCADE")
+    created_at: datetime = _when()
+    updated_at: datetime = _when()
+    recognised_at: datetime | None = _when(nullable=True)
+    recognised_by: int | None = _fk("person.id")

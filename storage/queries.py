@@ -26,6 +26,7 @@ from storage.models import (
     HandIn,
     Household,
     HouseholdCodeTry,
+    Initiative,
     InviteCode,
     InviteCodeTry,
     LessonProgress,
@@ -35,6 +36,8 @@ from storage.models import (
     ProcessedUpdate,
     QuizAttempt,
     RoleGrant,
+    UnitActivity,
+    UnitActivityMember,
     Village,
 )
 
@@ -441,6 +444,7 @@ async def erase_person(session: AsyncSession, person: Person, keep_state_id: int
     await session.exec(update(HandIn).where(col(HandIn.person_id) == person_id).values(person_id=None))
     await session.exec(update(Announcement).where(col(Announcement.author_id) == person_id)
                        .values(author_id=None, author_external_id=""))
+    await _erase_offline_work(session, person_id)  # type: ignore[arg-type]
     accounts = await channel_accounts_of(session, person_id)
     for account in accounts:
         await session.exec(
@@ -455,6 +459,20 @@ async def erase_person(session: AsyncSession, person: Person, keep_state_id: int
     await session.flush()
     if household_id is not None:
         await settle_household(session, household_id)
+
+
+async def _erase_offline_work(session: AsyncSession, person_id: int) -> None:
+    """Issue 14's rows: their own initiatives and attendances go; what they recorded or helped with stays,
+    without their id. Residents they helped keep their "learned with help" marks (`assisted`)."""
+    await session.exec(delete(Initiative).where(col(Initiative.proposed_by) == person_id))
+    await session.exec(update(Initiative).where(col(Initiative.recognised_by) == person_id).values(recognised_by=None))
+    await session.exec(delete(UnitActivityMember).where(col(UnitActivityMember.person_id) == person_id))
+    await session.exec(update(UnitActivity).where(col(UnitActivity.recorded_by) == person_id).values(recorded_by=None))
+    for model in (LessonProgress, QuizAttempt):
+        await session.exec(update(model).where(col(model.assisted_by) == person_id).values(assisted_by=None))
+    await session.exec(update(Person).where(col(Person.registered_by) == person_id).values(registered_by=None))
+    await session.exec(update(ConversationState).where(col(ConversationState.learning_with) == person_id)
+                       .values(learning_with=None))
 
 
 async def settle_household(session: AsyncSession, household_id: int) -> None:

@@ -20,10 +20,12 @@ from storage.models import (
     AuditLog,
     Certificate,
     ChannelAccount,
+    ConversationState,
     Deadline,
     Delivery,
     HandIn,
     Household,
+    Initiative,
     InviteCode,
     LessonProgress,
     LinkCode,
@@ -33,6 +35,8 @@ from storage.models import (
     Person,
     QuizAttempt,
     RoleGrant,
+    UnitActivity,
+    UnitActivityMember,
     Village,
 )
 from tests.support import Chat, converse
@@ -533,3 +537,71 @@ async def test_erasing_says_that_the_linked_apps_go_too(dispatcher, services):
     await converse(z, [(f"/lienket {await code_from(tg)}", CONFIRM), ("#Đồng ý", LINKED)])
     warned = await z.say("/xoadulieu")
     assert "Bạn đã liên kết Telegram, Zalo" in warned and "cũng bị xóa cùng" in warned
+
+
+# Every column that refers to a person, and how merge_person treats it. A new one fails the test below
+# until the merge (and this list) say what happens to it.
+PERSON_REFERENCES = {
+    ("activity", "person_id"), ("certificate", "person_id"), ("channelaccount", "person_id"),
+    ("conversationstate", "learning_with"), ("delivery", "person_id"), ("deadline", "created_by"),
+    ("handin", "person_id"), ("initiative", "proposed_by"), ("initiative", "recognised_by"),
+    ("invitecode", "created_by"), ("invitecode", "used_by"), ("lessonprogress", "person_id"),
+    ("lessonprogress", "assisted_by"), ("linkcode", "person_id"), ("membership", "person_id"),
+    ("person", "registered_by"), ("quizattempt", "person_id"), ("quizattempt", "assisted_by"),
+    ("rolegrant", "person_id"), ("unitactivity", "recorded_by"), ("unitactivitymember", "person_id"),
+    ("announcement", "author_id"),
+}
+
+
+def test_every_column_that_refers_to_a_person_is_known_to_the_merge():
+    from sqlmodel import SQLModel
+
+    referring = {(table.name, column.name) for table in SQLModel.metadata.tables.values()
+                 for column in table.columns for key in column.foreign_keys if key.column.table.name == "person"}
+    assert referring == PERSON_REFERENCES
+
+
+async def test_merge_moves_what_units_do_offline(services):
+    """Issue 14's references: initiatives, activities recorded and attended (one row when both attended),
+    help given, people registered in person, a chat learning with the source."""
+    now = services.clock()
+    async with services.database.session() as session:
+        target = Person(full_name="Nguyễn Văn An", consent_at=now, created_at=now)
+        source = Person(full_name="An", consent_at=now, created_at=now)
+        session.add_all([target, source])
+        await session.flush()
+        t, s = target.id, source.id
+        elder = Person(full_name="Phạm Thị Gái", consent_at=now, created_at=now, consent_method="in_person",
+                       registered_by=s)
+        both = UnitActivity(kind="tap-huan", held_on=date(2026, 10, 20), title="Lớp", participants=3, recorded_by=s,
+                            created_at=now, updated_at=now)
+        only = UnitActivity(kind="khac", held_on=date(2026, 10, 21), title="Họp", participants=2, created_at=now,
+                            updated_at=now)
+        session.add_all([elder, both, only,
+                         Initiative(title="Chợ số", authors="An", description="d", result="r", proposed_by=s,
+                                    created_at=now, updated_at=now),
+                         Initiative(title="Loa số", authors="Hoa", description="d", result="r", proposed_by=t,
+                                    recognised_by=s, recognised_at=now, created_at=now, updated_at=now)])
+        await session.flush()
+        session.add_all([
+            UnitActivityMember(activity_id=both.id, person_id=s), UnitActivityMember(activity_id=both.id, person_id=t),
+            UnitActivityMember(activity_id=only.id, person_id=s),
+            LessonProgress(person_id=elder.id, lesson_id="vneid", status="completed", assisted=True, assisted_by=s,
+                           started_at=now, completed_at=now),
+            QuizAttempt(person_id=elder.id, lesson_id="vneid", assisted=True, assisted_by=s, started_at=now),
+            ConversationState(channel="console", external_id="tuan", learning_with=s, updated_at=now),
+        ])
+
+    async with services.database.session() as session:
+        await linking.merge_person(session, await session.get(Person, s), await session.get(Person, t))
+
+    async with services.database.session() as session:
+        assert {i.proposed_by for i in (await session.exec(select(Initiative))).all()} == {t}
+        assert {i.recognised_by for i in (await session.exec(select(Initiative))).all()} == {None, t}
+        assert {a.recorded_by for a in (await session.exec(select(UnitActivity))).all()} == {t, None}
+        attended = {(m.activity_id, m.person_id) for m in (await session.exec(select(UnitActivityMember))).all()}
+        assert attended == {(both.id, t), (only.id, t)}
+        assert (await session.get(Person, elder.id)).registered_by == t
+        assert {p.assisted_by for p in (await session.exec(select(LessonProgress))).all()} == {t}
+        assert {a.assisted_by for a in (await session.exec(select(QuizAttempt))).all()} == {t}
+        assert (await session.exec(select(ConversationState.learning_with))).all() == [t]
