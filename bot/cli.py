@@ -16,9 +16,11 @@ from rich.console import Console
 
 from bot.app import build_services
 from bot.cli_access import audit, invite_app, roles_app
+from bot.cli_activities import activities_app
 from bot.cli_certificate import certificate_app
 from bot.cli_deadlines import deadlines_app, reminders_app
 from bot.cli_directory import directory_app
+from bot.cli_initiatives import initiatives_app
 from bot.cli_outbox import outbox_status
 from bot.cli_report import report
 from bot.logs import (
@@ -52,6 +54,8 @@ app.add_typer(roles_app, name="roles")
 app.add_typer(certificate_app, name="certificate")
 app.add_typer(deadlines_app, name="deadlines")
 app.add_typer(reminders_app, name="reminders")
+app.add_typer(activities_app, name="activities")
+app.add_typer(initiatives_app, name="initiatives")
 app.command("audit")(audit)
 app.command("report")(report)
 app.command("outbox")(outbox_status)

@@ -57,6 +57,11 @@ ERASED = (
     "Gõ /start nếu muốn bắt đầu lại."
 )
 ERASE_CANCELLED = "Đã hủy. Dữ liệu của bạn vẫn được giữ nguyên."
+# "Học cùng": a resident without a phone of their own asks the member beside them to erase their data.
+ERASED_FOR_OTHER = (
+    "Đã xóa toàn bộ dữ liệu của {name} theo yêu cầu của họ. Buổi học cùng đã kết thúc; từ giờ là tài khoản "
+    "của chính bạn."
+)
 NOTHING_TO_ERASE = "Mình không lưu dữ liệu cá nhân nào của bạn, nên không có gì để xóa."
 
 
@@ -148,6 +153,12 @@ async def view_erase(turn: Turn) -> Replies:
 async def on_erase(turn: Turn, arg: str) -> Replies:
     if arg != "yes" or turn.person is None:
         return await show_main_menu(turn, ERASE_CANCELLED)
+    if turn.helper is not None:  # erased on the resident's behalf, in person: back to the member's own chat
+        name = turn.person.full_name or "người học"
+        turn.state.learning_with = None
+        await queries.erase_person(turn.session, turn.person, keep_state_id=turn.state.id)
+        turn.person, turn.helper = turn.helper, None
+        return await show_main_menu(turn, ERASED_FOR_OTHER.format(name=name))
     await queries.erase_person(turn.session, turn.person, keep_state_id=turn.state.id)
     turn.person = None
     turn.goto("consent")

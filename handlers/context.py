@@ -97,6 +97,13 @@ class Turn:
     services: Services
     now: datetime
     prefetched: Any = NOT_FETCHED  # what a prefetch found outside the transaction (see NeedsPrefetch)
+    # "Học cùng": the digital-team member whose chat this is, while `person` is the resident learning beside
+    # them (handlers/assisted.py). None on every ordinary turn.
+    helper: Person | None = None
+
+    @property
+    def helper_id(self) -> int | None:
+        return self.helper.id if self.helper is not None else None
 
     @property
     def data(self) -> dict[str, Any]:

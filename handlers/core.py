@@ -31,6 +31,9 @@ class Incoming:
     text: str = ""
     display_name: str | None = None
     delivery_key: str | None = None  # the channel's update id, for dedupe; None for the console
+    # A photo's id on its channel (Telegram's file_id): the photo stays there, and a step that takes a
+    # photo (an activity's, handlers/activities.py) keeps only this id.
+    file_id: str | None = None
 
     def __post_init__(self) -> None:
         # Unikey's "Unicode tổ hợp" and some phones type Vietnamese decomposed (e + combining marks):

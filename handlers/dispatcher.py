@@ -14,10 +14,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from handlers import (
     account,
+    activities,
     announcements,
+    assisted,
     certificates,
     deadlines,
     home,
+    initiatives,
     learning,
     linking,
     members,
@@ -30,11 +33,13 @@ from handlers import (
     roles,
     texts,
     unit_figures,
+    visits,
 )
 from handlers.context import NOT_FETCHED, NeedsPrefetch, Services, Turn
 from handlers.core import Incoming, Keyboard, Kind, Reply
 from handlers.numbers import typed_number
 from handlers.registry import Registry, Replies
+from storage import assisted as storage_assisted
 from storage import queries
 from storage.models import ConversationState
 
@@ -48,7 +53,7 @@ def build_registry() -> Registry:
     """Every conversation of hocvuso, registered explicitly in menu order."""
     registry = Registry()
     for module in (home, learning, quiz, review, registration, account, linking, roles, members, unit_figures, report,
-                   rankings, certificates, announcements, nudges, deadlines):
+                   rankings, certificates, announcements, nudges, deadlines, activities, visits, initiatives, assisted):
         module.register(registry)
     return registry
 
@@ -189,8 +194,15 @@ class Dispatcher:
                     await keep(session, [])
                 return []  # a redelivery of an update already answered
             state, person = await queries.load_chat(session, incoming.channel, incoming.user_id, now)
-            turn = Turn(incoming, session, state, person, self.services, now, prefetched)
-            replies = await self._route(turn)
+            helper = None
+            if state.learning_with is not None:  # "Học cùng": the resident learns, on the member's chat
+                resident = await storage_assisted.learner_for(session, person, state.learning_with)
+                if resident is None:  # left the team, or the resident erased: back to the member's own
+                    state.learning_with = None
+                else:
+                    helper, person = person, resident
+            turn = Turn(incoming, session, state, person, self.services, now, prefetched, helper=helper)
+            replies = assisted.with_banner(turn, await self._route(turn))
             remember_menu(state, replies)
             state.updated_at = now
             session.add(state)
@@ -213,6 +225,9 @@ class Dispatcher:
     async def _unsupported(self, turn: Turn, what: str) -> Replies:
         """A photo, sticker, voice message or hidden content: a kind word, then where the person was. A
         new chat often opens with a sticker: it is greeted like any first message."""
+        step = self.registry.steps.get(turn.state.step)
+        if what == "image" and turn.incoming.file_id and step is not None and step.on_photo is not None:
+            return await step.on_photo(turn, turn.incoming.file_id)
         notice = Reply(texts.UNSUPPORTED_KINDS.get(what, texts.UNSUPPORTED))
         if turn.state.step == "new":
             return [notice, *await home.start(turn)]
@@ -223,6 +238,8 @@ class Dispatcher:
         command = self.registry.commands.get(name)
         if command is None:
             return [Reply(texts.UNKNOWN_COMMAND.format(command="/" + name[:30])), *await self.current_view(turn)]
+        if turn.helper is not None and not assisted.allowed_while_learning("command", name):
+            return [await assisted.blocked(turn), *await self.current_view(turn)]
         return await command.handler(turn)
 
     async def _action(self, turn: Turn, action: str) -> Replies:
@@ -230,6 +247,8 @@ class Dispatcher:
         route = self.registry.actions.get(prefix)
         if route is None or (not route.anywhere and action not in turn.state.menu):
             return [Reply(texts.STALE_BUTTON), *await self.current_view(turn)]
+        if turn.helper is not None and not assisted.allowed_while_learning("action", prefix):
+            return [await assisted.blocked(turn), *await self.current_view(turn)]
         return await route.handler(turn, argument)
 
     async def _text(self, turn: Turn, text: str) -> Replies:

@@ -38,6 +38,11 @@ NEW_CONSENT_QUESTION = (
 NEW_CONSENT_YES = "✅ Cảm ơn bạn, mình đã ghi nhận."
 NEW_CONSENT_NO = "Mình giữ nguyên như cũ: họ tên bạn không hiện trong danh sách của ai, xã chỉ đếm số người."
 BTN_FIGURES = "📊 Số liệu đơn vị"
+BTN_LEARN_WITH = "🤝 Học cùng"
+BTN_ACTIVITIES = "📝 Hoạt động đơn vị"
+BTN_INITIATIVES = "💡 Sáng kiến"
+BTN_VISITS = "🚪 Hộ cần đến hướng dẫn"
+BTN_STOP_LEARNING_WITH = "⏹ Kết thúc học cùng"
 BTN_MEMBERS = "👥 Xác nhận thành viên"
 BTN_REPORT = "📑 Báo cáo năm"
 BTN_INVITE = "🎟️ Tạo mã mời"
@@ -68,13 +73,22 @@ async def show_main_menu(turn: Turn, preface: str | None = None) -> Replies:
         return [*replies, ask_new_consent(turn)]
     turn.goto("main")
     keyboard = main_menu_buttons(turn)
+    if turn.helper is not None:  # "Học cùng": the resident's menu, and the way back to the member's own
+        return [*replies, Reply(texts.MAIN_MENU, keyboard.add(BTN_STOP_LEARNING_WITH, "hcung:stop").build())]
     scopes = await access.scopes_of(turn.session, turn.person)
     if scopes.any:
         keyboard.add(BTN_FIGURES, "tk")
     if scopes.staff or scopes.organisations or scopes.villages:
         keyboard.add(BTN_REPORT, "bc")
+        keyboard.add(BTN_ACTIVITIES, "hd")
     if scopes.organisations:
         keyboard.add(BTN_MEMBERS, "tv")
+    if turn.person is not None:
+        keyboard.add(BTN_INITIATIVES, "sk")
+    if scopes.digital_team:
+        keyboard.add(BTN_LEARN_WITH, "hcung")
+    if scopes.villages or scopes.digital_team or scopes.staff:
+        keyboard.add(BTN_VISITS, "ctham")
     if scopes.staff:
         keyboard.add(BTN_DEADLINES, "hc")
         keyboard.add(BTN_INVITE, "moi")

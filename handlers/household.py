@@ -38,6 +38,9 @@ ASCII_DIGITS = re.compile(r"[0-9]+")
 MAX_ID_DIGITS = 9
 
 
+NO_CODE_YET = "chưa có"
+
+
 def spoken_code(code: str) -> str:
     """'482915' -> '482 915': groups of three are easier to read aloud on the phone."""
     return " ".join(code[i : i + 3] for i in range(0, len(code), 3))
@@ -117,7 +120,8 @@ async def summary(turn: Turn, household: Household) -> Summary:
     person = turn.person
     assert person is not None and household.id is not None
     members = await queries.household_members(turn.session, household.id)
-    code = spoken_code(household.code)
+    # A directory household may have no code yet (its members were registered in person, "Học cùng").
+    code = spoken_code(household.code) if household.code else NO_CODE_YET
     if not person.is_household_head:
         return Summary(MEMBERS_OTHER.format(code=code, count=len(members)))
     lines, buttons = [], []

@@ -13,7 +13,7 @@ from handlers.registry import Registry, Replies
 from storage import access, linking
 from storage.models import Person
 
-CHANNEL_LABELS = {"telegram": "Telegram", "zalo": "Zalo"}
+CHANNEL_LABELS = {"telegram": "Telegram", "zalo": "Zalo", linking.ASSISTED_CHANNEL: "đăng ký cùng Tổ công nghệ số"}
 OTHER_APP = {"telegram": "Trên Zalo", "zalo": "Trên Telegram"}
 ANOTHER_APP = "Trên ứng dụng kia (Zalo hoặc Telegram)"
 

@@ -55,7 +55,7 @@ async def start_quiz(turn: Turn, lesson: Lesson) -> Replies:
     if turn.person is not None:
         attempt = QuizAttempt(
             person_id=turn.person.id, lesson_id=lesson.id, question_ids=order, total=len(order),
-            started_at=turn.now,
+            started_at=turn.now, assisted=turn.helper is not None, assisted_by=turn.helper_id,
         )
         turn.session.add(attempt)
         await turn.session.flush()
@@ -208,6 +208,8 @@ async def _record_result(
         return []
     already_completed = progress.status == "completed"
     progress.status = "completed"
+    if not already_completed:  # the first completion says whether it was with a digital-team member's help
+        progress.assisted, progress.assisted_by = turn.helper is not None, turn.helper_id
     progress.completed_at = progress.completed_at or turn.now
     turn.session.add(progress)
     await queries.log_activity(turn.session, person, "lesson_finished", turn.now, lesson.id, str(score))

@@ -525,7 +525,9 @@ async def describe_person(turn: Turn) -> dict[str, str]:
             names.append(f"{organisation.name} ({'đã xác nhận' if membership.confirmed else 'chờ tổ chức xác nhận'})")
     group = GROUP_LABELS.get(CitizenGroup(person.target_group)) if person.target_group else None
     household_text = None
-    if household is not None:
+    if household is not None and household.code is None:  # a directory household no one made a code for yet
+        household_text = f"hộ ông/bà {household.head_name}" if household.head_name else "hộ trong danh bạ của xã"
+    elif household is not None:
         household_text = f"mã {spoken_code(household.code)}" + (" (chủ hộ tạo mã)" if person.is_household_head else "")
     return {
         "name": person.full_name or NOT_ANSWERED,

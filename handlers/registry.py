@@ -35,6 +35,7 @@ class Step:
     name: str
     view: StepView  # shows the step again: after bad input, a restart, or an old button
     on_text: TextHandler | None = None
+    on_photo: TextHandler | None = None  # given the photo's file_id; a step without it gets the kind answer
 
 
 @dataclass(frozen=True)
@@ -58,9 +59,10 @@ class Registry:
         self._unique(self.commands, name)
         self.commands[name] = Command(name, description, handler, listed)
 
-    def add_step(self, name: str, view: StepView, on_text: TextHandler | None = None) -> None:
+    def add_step(self, name: str, view: StepView, on_text: TextHandler | None = None, *,
+                 on_photo: TextHandler | None = None) -> None:
         self._unique(self.steps, name)
-        self.steps[name] = Step(name, view, on_text)
+        self.steps[name] = Step(name, view, on_text, on_photo)
 
     def add_action(self, prefix: str, handler: ActionHandler, *, anywhere: bool = False) -> None:
         self._unique(self.actions, prefix)

@@ -19,7 +19,7 @@ from handlers.core import Attachment, Incoming, Keyboard, Reply
 from handlers.home import show_main_menu
 from handlers.numbers import action_number
 from handlers.registry import Registry, Replies
-from handlers.unit_figures import Unit, allowed, audit_unit, choose_unit, parse_unit, unit_title, units_of
+from handlers.unit_figures import ASSISTED, Unit, allowed, audit_unit, choose_unit, parse_unit, unit_title, units_of
 from reports.report_files import ReportRequest
 from reports.report_text import percent
 from storage import access, queries
@@ -38,9 +38,12 @@ SUMMARY = (
     "📑 Báo cáo năm {year}: {title}\n"
     "Kỳ báo cáo: {first} - {last}\n"
     "• Người đăng ký: {registered}\n"
-    "• Hoàn thành khóa cơ bản: {finished} ({finished_share})\n"
+    "• Hoàn thành khóa cơ bản: {finished} ({finished_share}){assisted}\n"
     "{households}"
-    "• Trong kỳ: {lessons} lượt học xong bài, {quizzes} lượt làm đạt bài kiểm tra\n\n"
+    "• Trong kỳ: {lessons} lượt học xong bài, {quizzes} lượt làm đạt bài kiểm tra\n"
+    "• Hoạt động tại cơ sở: {activities} hoạt động, {participants} lượt người tham dự\n"
+    "• Học cùng Tổ công nghệ số: {helped} người, {helped_lessons} bài học xong\n"
+    "• Sáng kiến: {proposed} đề xuất, {recognised} được công nhận\n\n"
     "Kèm theo: bảng số liệu (Excel), bản nháp báo cáo (Word) và biểu đồ. "
     "Trong bản Word, bạn điền các chỗ [...] rồi trình ký."
 )
@@ -190,7 +193,7 @@ async def on_report(turn: Turn, argument: str) -> Replies:
 
 def _replies(prepared: Prepared, several_units: bool) -> Replies:
     report, files, asked = prepared.report, prepared.files, prepared.asked
-    people, period = report.people, report.period
+    people, period, offline = report.people, report.period, report.offline.total
     households = ""
     if people.households_known:
         households = HOUSEHOLDS.format(reached=people.households_reached, known=people.households_known,
@@ -200,6 +203,10 @@ def _replies(prepared: Prepared, several_units: bool) -> Replies:
         last=f"{period.last_day:%d/%m/%Y}", registered=people.registered, finished=people.finished,
         finished_share=percent(share(people.finished, people.registered)), households=households,
         lessons=people.lessons_finished, quizzes=people.quizzes_passed,
+        assisted=ASSISTED.format(count=offline.helped_finished) if offline.helped_finished else "",
+        activities=offline.activities, participants=offline.participants, helped=offline.helped_people,
+        helped_lessons=offline.helped_lessons, proposed=offline.initiatives_proposed,
+        recognised=offline.initiatives_recognised,
     )
     keyboard = Keyboard()
     if asked.year is None:

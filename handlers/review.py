@@ -56,7 +56,8 @@ async def start_review(turn: Turn) -> Replies:
         if not keys:
             return await show_main_menu(turn, NOTHING_DUE.format(days=turn.config.review_after_days))
         attempt = QuizAttempt(person_id=person.id, lesson_id=REVIEW_LESSON, kind="review", question_ids=keys,
-                              total=len(keys), started_at=turn.now)
+                              total=len(keys), started_at=turn.now, assisted=turn.helper is not None,
+                              assisted_by=turn.helper_id)
         turn.session.add(attempt)
         await turn.session.flush()
         await queries.log_activity(turn.session, person, "review_started", turn.now)

@@ -40,11 +40,13 @@ UNIT_TEXT = (
     "📊 {title} (đến {day})\n"
     "• {people_label}: {people}{claims}\n"
     "• Hoạt động trong 30 ngày: {active} ({active_share})\n"
-    "• Hoàn thành khóa cơ bản: {finished} ({finished_share})\n"
+    "• Hoàn thành khóa cơ bản: {finished} ({finished_share}){assisted}\n"
     "• VNeID mức 2 (tự khai): {vneid} ({vneid_share})\n"
     "• Điểm kiểm tra trung bình: {average}"
     "{households}{hardest}"
 )
+# "Học cùng": finishers who learned with a digital-team member beside them, counted in and shown apart.
+ASSISTED = ", trong đó {count} người học cùng Tổ công nghệ số"
 CLAIMS = " ({confirmed} đã xác nhận, {claimed} tự khai chờ xác nhận)"
 HOUSEHOLDS = "\n• Hộ có người hoàn thành khóa cơ bản: {reached}/{known} hộ ({share})"
 HARDEST = "\n\nBài khó nhất (tỉ lệ đạt ngay lần đầu):\n{lines}"
@@ -321,6 +323,7 @@ def _unit_text(turn: Turn, title: str, counted: UnitFigures, day: str) -> str:
         title=title, day=day, people_label="Thành viên" if counted.confirmed is not None else "Người đăng ký",
         people=people, claims=claims, active=counted.active_30_days, active_share=share(counted.active_30_days, people),
         finished=counted.finished_core, finished_share=share(counted.finished_core, people),
+        assisted=ASSISTED.format(count=counted.finished_assisted) if counted.finished_assisted else "",
         vneid=counted.vneid_level2, vneid_share=share(counted.vneid_level2, people), average=average,
         households=households, hardest=hardest,
     )

@@ -1,5 +1,6 @@
 """The yearly report as an XLSX workbook: a summary of the indicators, then one sheet each for the
-organisations, the villages, the households and the lessons of the unit.
+organisations, the villages, the households and the lessons of the unit, and for what units did
+offline: their activities, learning with the Tổ công nghệ số cộng đồng ("Học cùng") and initiatives.
 
 Every sheet starts with the same three lines (title, reporting period, sources) and a frozen header.
 Numbers are numbers and shares are real fractions formatted as percentages, so a unit can add and
@@ -25,17 +26,25 @@ from reports.report_text import (
     INDICATORS,
     KIND_NAMES,
     NO_HEAD,
+    OFFLINE_SOURCES,
     SOURCES_NOTE,
+    UNIT_KINDS,
     household_label,
     indicator_rows,
+    initiative_status,
+    kind_label,
+    offline_rows,
     period_line,
     report_title,
 )
-from storage.report import Report, share
+from storage.report import OfflineLine, Report, share
 
 SUMMARY, ORGANISATIONS, VILLAGES, HOUSEHOLDS, LESSONS = "Tổng hợp", "Tổ chức", "Thôn xóm", "Hộ gia đình", "Bài học"
+ACTIVITIES, ASSISTED, INITIATIVES = "Hoạt động", "Học cùng", "Sáng kiến"
 PERCENT = "0.0%"
 INTEGER = "#,##0"
+DATE = "DD/MM/YYYY"
+ONCE = "Tổng cộng (mỗi người chỉ tính một lần)"
 HEADER_ROW = 5  # after the title, the period, the note and a blank row
 WIDTH_MIN, WIDTH_MAX = 10, 60
 YES, NOT_YET = "Có", "Chưa"
@@ -46,6 +55,7 @@ class Column:
     header: str
     value: Callable[[Any], object]
     format: str | None = None  # a number format; None for text and plain integers
+    look: str = ""  # "wrapped" for long text
 
 
 LessonTitle = Callable[[str], str]
@@ -105,6 +115,9 @@ def report_workbook(report: Report, lesson_title: LessonTitle, question_text: Qu
         Column("Câu hay sai nhất", lambda row: "\n".join(
             f"{question_text(missed.question_key)} (sai {missed.wrong}/{missed.answered})" for missed in row.missed)),
     ], report.lessons))
+    _write(book, ACTIVITIES, _activities(report))
+    _write(book, ASSISTED, _assisted(report))
+    _write(book, INITIATIVES, _initiatives(report))
     buffer = BytesIO()
     book.save(buffer)
     return buffer.getvalue()
@@ -143,11 +156,11 @@ class Sheet:
         self.widths[index] = max(self.widths[index], width)
 
 
-def _heading(report: Report, note: str) -> Sheet:
+def _heading(report: Report, note: str, sources: str = SOURCES_NOTE) -> Sheet:
     sheet = Sheet()
     sheet.add([Value(report_title(report), look="title")])
     sheet.add([Value(period_line(report), look="period")])
-    sheet.add([Value(f"{note}. {SOURCES_NOTE}", look="note")])
+    sheet.add([Value(f"{note}. {sources}", look="note")])
     sheet.add([])
     return sheet
 
@@ -158,11 +171,12 @@ def _header_row(sheet: Sheet, headers: Sequence[str]) -> None:
         sheet.fit(index, len(name))
 
 
-def _table(report: Report, note: str, columns: Sequence[Column], rows: Sequence[Any]) -> Sheet:
-    sheet = _heading(report, note)
+def _table(report: Report, note: str, columns: Sequence[Column], rows: Sequence[Any],
+           sources: str = SOURCES_NOTE) -> Sheet:
+    sheet = _heading(report, note, sources)
     _header_row(sheet, [column.header for column in columns])
     for row in rows:
-        values = [Value(column.value(row), column.format) for column in columns]
+        values = [Value(column.value(row), column.format, column.look) for column in columns]
         for index, value in enumerate(values):
             sheet.fit(index, _width(value.value, value.format))
         sheet.add(values)
@@ -198,8 +212,95 @@ def _summary(report: Report) -> Sheet:
                    Value(share(reached, whole_count), PERCENT)])
         sheet.fit(0, len(label))
     sheet.add([])
+    sheet.add([Value(name, look="header") for name in ("Hoạt động tại cơ sở, học cùng, sáng kiến", "Số")])
+    for label, count in offline_rows(report):
+        sheet.add([Value(label), Value(count, INTEGER)])
+        sheet.fit(0, len(label))
+    sheet.add([])
     for line in INDICATORS:
         sheet.add([Value(line, look="note")])
+    return sheet
+
+
+# --- what units did offline ------------------------------------------------------------------------
+
+def _block(sheet: Sheet, headers: Sequence[str], rows: Sequence[tuple[Sequence[object], str]]) -> None:
+    """A small table under the sheet's main one: a header, then (values, look) rows; numbers as integers."""
+    sheet.add([])
+    sheet.add([Value(name, look="header") for name in headers])
+    for values, look in rows:
+        sheet.add([Value(value, INTEGER if isinstance(value, int) else None, look) for value in values])
+        for index, value in enumerate(values):
+            sheet.fit(index, _width(value, None))
+
+
+def _activities(report: Report) -> Sheet:
+    """One row per activity, then the activities by unit and by kind; the people named as present
+    counted once per unit and once in the total."""
+    offline = report.offline
+    sheet = _table(report, "Hoạt động đơn vị tổ chức trong kỳ (đã xóa thì không tính)", [
+        Column("Đơn vị", lambda row: row.unit),
+        Column("Loại hoạt động", lambda row: kind_label(row.kind)),
+        Column("Ngày", lambda row: row.held_on, DATE),
+        Column("Tên hoạt động", lambda row: row.title),
+        Column("Nơi tổ chức", lambda row: row.place),
+        Column("Số người tham dự", lambda row: row.participants, INTEGER),
+        Column("Số thành viên được ghi tên", lambda row: row.named, INTEGER),
+    ], offline.activities, OFFLINE_SOURCES)
+    total = offline.total
+    held = [line for line in offline.units if line.activities]
+    _block(sheet, ["Theo đơn vị", "Số hoạt động", "Lượt người tham dự", "Thành viên được ghi tên (không trùng)"], [
+        *(([line.name, line.activities, line.participants, line.named_people], "") for line in held),
+        ([ONCE, total.activities, total.participants, total.named_people], "total"),
+    ])
+    _block(sheet, ["Theo loại hoạt động", "Số hoạt động", "Lượt người tham dự"], [
+        *(([kind_label(line.kind), line.activities, line.participants], "") for line in total.by_kind),
+        (["Tổng cộng", total.activities, total.participants], "total"),
+    ])
+    return sheet
+
+
+def _assisted(report: Report) -> Sheet:
+    """Per organisation (its members) and village (its residents), learning with a digital-team member
+    beside them; counts only."""
+    offline = report.offline
+    units = [line for line in offline.units if line.kind != "commune" or report.scope.kind != "commune"]
+    note = ("Học cùng Tổ công nghệ số cộng đồng: người hoàn thành bài học hoặc làm bài kiểm tra bên cạnh thành viên "
+            "của Tổ. Tổ chức tính thành viên, thôn tính người ở thôn")
+    if report.scope.kind == "commune":
+        note += "; một người vừa là thành viên tổ chức vừa ở thôn được tính ở cả hai dòng, một lần ở dòng Tổng cộng"
+    sheet = _table(report, note, [
+        Column("Đơn vị", lambda row: row.name),
+        Column("Loại đơn vị", lambda row: UNIT_KINDS.get(row.kind, row.kind)),
+        Column("Người học cùng trong kỳ", lambda row: row.helped_people, INTEGER),
+        Column("Bài học hoàn thành khi học cùng (trong kỳ)", lambda row: row.helped_lessons, INTEGER),
+        Column("Hoàn thành khóa cơ bản có học cùng", lambda row: row.helped_finished, INTEGER),
+    ], units, OFFLINE_SOURCES)
+    if report.scope.kind == "commune":
+        total = offline.total
+        values: list[object] = [ONCE, None, total.helped_people, total.helped_lessons, total.helped_finished]
+        sheet.add([Value(value, INTEGER if isinstance(value, int) else None, "total") for value in values])
+        sheet.fit(0, len(ONCE))
+    return sheet
+
+
+def _initiatives(report: Report) -> Sheet:
+    """The initiatives proposed or recognised in the period, then how many of each."""
+    offline = report.offline
+    sheet = _table(report, "Sáng kiến, cách làm hay đề xuất hoặc được công nhận trong kỳ", [
+        Column("Tên sáng kiến", lambda row: row.title, look="wrapped"),
+        Column("Tác giả", lambda row: row.authors, look="wrapped"),
+        Column("Đơn vị", lambda row: row.unit),
+        Column("Nội dung", lambda row: row.description, look="wrapped"),
+        Column("Kết quả", lambda row: row.result, look="wrapped"),
+        Column("Ngày đề xuất", lambda row: row.proposed_on, DATE),
+        Column("Tình trạng", lambda row: initiative_status(row)),
+    ], offline.initiatives, OFFLINE_SOURCES)
+    total: OfflineLine = offline.total
+    _block(sheet, ["Sáng kiến trong kỳ", "Số"], [
+        (["Được đề xuất", total.initiatives_proposed], ""),
+        (["Được công nhận", total.initiatives_recognised], ""),
+    ])
     return sheet
 
 
@@ -212,6 +313,7 @@ LOOKS: dict[str, dict[str, Any]] = {
     "note": {"font": Font(italic=True, color="4A5568")},
     "header": {"font": Font(bold=True), "fill": HEADER_FILL, "alignment": Alignment(wrap_text=True, vertical="center")},
     "total": {"font": Font(bold=True)},
+    "wrapped": {"alignment": Alignment(wrap_text=True, vertical="top")},
 }
 WRAPPED = Alignment(wrap_text=True, vertical="top")
 
@@ -259,6 +361,8 @@ def _width(value: object, number_format: str | None) -> int:
         return 0
     if number_format == PERCENT:
         return 7
+    if number_format == DATE:
+        return 10
     if isinstance(value, int):
         return len(f"{value:,}")
     return max(len(line) for line in str(value).split("\n"))

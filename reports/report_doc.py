@@ -22,8 +22,8 @@ from docx.shared import Cm, Mm, Pt
 from docx.table import Table, _Cell
 from docx.text.paragraph import Paragraph
 
-from reports.report_text import GROUP_NAMES, indicator_rows, indicators, number, percent
-from storage.report import Report, share
+from reports.report_text import GROUP_NAMES, indicator_rows, indicators, kinds_phrase, number, percent
+from storage.report import OfflineLine, Report, share
 
 FONT = "Times New Roman"
 BODY_SIZE = Pt(14)
@@ -31,6 +31,7 @@ TO_FILL = "[...]"
 SECTIONS = ("I. KẾT QUẢ THỰC HIỆN", "II. TỒN TẠI, HẠN CHẾ, NGUYÊN NHÂN", "III. PHƯƠNG HƯỚNG, NHIỆM VỤ",
             "IV. ĐỀ XUẤT, KIẾN NGHỊ")
 SHOWN_ROWS = 40  # organisations or villages in a table of the DOCX; the workbook has them all
+SHOWN_INITIATIVES = 10  # recognised initiatives named in the DOCX; the workbook lists them all
 
 
 def report_document(report: Report, commune_name: str) -> bytes:
@@ -217,8 +218,72 @@ def _results(document: object, report: Report, commune_name: str) -> None:
     if report.scope.kind != "village":
         _units_table(document, "đ) Theo thôn, xóm (hoàn thành khóa cơ bản trên số người đăng ký):",
                      [(row.name, row.finished, row.people) for row in people.villages])
-    _body(document, "3. Đánh giá chung", bold=True)
+    _offline(document, report)
+    _body(document, "4. Đánh giá chung", bold=True)
     _body(document, f"{TO_FILL} (đánh giá mức độ hoàn thành kế hoạch, những cách làm hay.)")
+
+
+def _offline(document: object, report: Report) -> None:
+    """Item 3: the activities held, the people who learned with help and the initiatives, for the unit;
+    for the commune its totals (each person once), then each unit that did any of it."""
+    offline, whole = report.offline, report.scope.kind == "commune"
+    total = offline.total
+    _body(document, "3. Hoạt động tại cơ sở, học cùng Tổ công nghệ số cộng đồng, sáng kiến", bold=True)
+    _body(document, f"a) Hoạt động đã tổ chức: {activities_sentence(total, whole)}")
+    _body(document, f"b) Học cùng Tổ công nghệ số cộng đồng: {helped_sentence(total, whole)}")
+    recognised = [line for line in offline.initiatives if line.recognised_in_period]
+    named = "; ".join(f"“{line.title}” ({line.unit})" for line in recognised[:SHOWN_INITIATIVES])
+    more = (f" và {number(len(recognised) - SHOWN_INITIATIVES)} sáng kiến khác (xem tệp Excel kèm theo)"
+            if len(recognised) > SHOWN_INITIATIVES else "")
+    _body(document, f"c) Sáng kiến, cách làm hay: {initiatives_sentence(total)}"
+                    + (f" Các sáng kiến được công nhận: {named}{more}." if recognised else ""))
+    if not whole:
+        return
+    units = [line for line in offline.units if line.anything]
+    if not units:
+        return
+    _body(document, "d) Theo từng đơn vị (một người tham dự hoặc học cùng ở nhiều đơn vị được tính ở mỗi đơn vị; "
+                    "số cộng toàn xã ở trên tính mỗi người một lần):")
+    for line in units[:SHOWN_ROWS]:
+        _body(document, f"- {line.name}: {unit_sentence(line)}")
+    if len(units) > SHOWN_ROWS:
+        _body(document, f"(Còn {len(units) - SHOWN_ROWS} đơn vị khác, xem tệp Excel kèm theo.)", italic=True)
+
+
+def activities_sentence(line: OfflineLine, whole: bool = False) -> str:
+    """"3 hoạt động với 145 lượt người tham dự (tuyên truyền: …); 12 thành viên được ghi tên có mặt."."""
+    if not line.activities:
+        return "trong kỳ chưa ghi nhận hoạt động nào (ghi bằng lệnh /hoatdong)."
+    once = ", mỗi người chỉ tính một lần dù có mặt ở nhiều hoạt động, nhiều đơn vị" if whole else ""
+    return (f"{number(line.activities)} hoạt động với {number(line.participants)} lượt người tham dự "
+            f"({kinds_phrase(line.by_kind)}); {number(line.named_people)} thành viên được ghi tên có mặt{once}.")
+
+
+def helped_sentence(line: OfflineLine, whole: bool = False) -> str:
+    once = " (mỗi người chỉ tính một lần)" if whole else ""
+    return (f"{number(line.helped_people)} người đã học cùng thành viên của Tổ trong kỳ{once}, hoàn thành "
+            f"{number(line.helped_lessons)} bài học; {number(line.helped_finished)} người hoàn thành khóa kỹ năng "
+            "số cơ bản có học cùng Tổ (đã tính trong số người hoàn thành ở mục 2).")
+
+
+def initiatives_sentence(line: OfflineLine) -> str:
+    return (f"{number(line.initiatives_proposed)} sáng kiến được đề xuất trong kỳ, "
+            f"{number(line.initiatives_recognised)} sáng kiến được công nhận trong kỳ.")
+
+
+def unit_sentence(line: OfflineLine) -> str:
+    """One unit's line of item 3 d): only what it did."""
+    parts = []
+    if line.activities:
+        parts.append(f"{number(line.activities)} hoạt động với {number(line.participants)} lượt người tham dự "
+                     f"({kinds_phrase(line.by_kind)}), {number(line.named_people)} thành viên được ghi tên có mặt.")
+    if line.helped_people or line.helped_finished:
+        parts.append(f"{number(line.helped_people)} người học cùng Tổ công nghệ số, hoàn thành "
+                     f"{number(line.helped_lessons)} bài học; {number(line.helped_finished)} người hoàn thành khóa "
+                     "cơ bản có học cùng.")
+    if line.initiatives_proposed or line.initiatives_recognised:
+        parts.append(initiatives_sentence(line))
+    return " ".join(part[0].upper() + part[1:] for part in parts)
 
 
 def _indicator_table(document: object, report: Report) -> None:

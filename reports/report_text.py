@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from content.schema import GROUP_LABELS, CitizenGroup
-from storage.models import ORGANISATION_KINDS
-from storage.report import GroupLine, Report, share
+from storage.models import ACTIVITY_KINDS, ORGANISATION_KINDS
+from storage.report import GroupLine, InitiativeLine, KindCount, Report, share
 
 GROUP_NAMES: dict[str | None, str] = {
     **{str(group): label for group, label in GROUP_LABELS.items()},
@@ -22,6 +22,10 @@ KIND_NAMES = ORGANISATION_KINDS
 NO_HEAD = "(chưa có tên chủ hộ)"
 SOURCES_NOTE = ("Nguồn: hocvuso (bài học và bài kiểm tra trên Telegram, Zalo); VNeID mức 2 do người học tự khai; "
                 "số dân do xã nhập trong danh bạ (ô trống là chưa có số).")
+OFFLINE_SOURCES = ("Nguồn: đơn vị tự ghi trên hocvuso (hoạt động: /hoatdong; sáng kiến: /sangkien); học cùng: bài học "
+                   "và bài kiểm tra làm bên cạnh thành viên Tổ công nghệ số cộng đồng, trên hocvuso.")
+UNIT_KINDS = {"commune": "Cấp xã", "organisation": "Tổ chức", "village": "Thôn, xóm"}
+WAITING = "Chờ xét"
 INDICATORS = (
     "Hoàn thành khóa cơ bản: đã học xong và làm đạt bài kiểm tra của mọi bài trong khóa kỹ năng số cơ bản "
     "(khung QĐ 757/QĐ-BKHCN ngày 29/4/2025) trước khi hết kỳ.",
@@ -118,4 +122,40 @@ def indicator_rows(report: Report) -> list[tuple[str, int, int | None]]:
         ("Lượt hoàn thành bài học trong kỳ", people.lessons_finished, None),
         ("Lượt làm đạt bài kiểm tra trong kỳ", people.quizzes_passed, None),
         ("Số người có hoạt động học trong kỳ", people.people_active, people.registered),
+    ]
+
+
+# --- what units do offline -----------------------------------------------------------------------
+
+def kind_label(kind: str) -> str:
+    """"tap-huan" -> "Lớp/buổi tập huấn" (a kind no longer offered keeps its key)."""
+    return ACTIVITY_KINDS.get(kind, kind)
+
+
+def kinds_phrase(kinds: tuple[KindCount, ...]) -> str:
+    """"tuyên truyền: 2 hoạt động, 80 lượt người; hội thi: 1 hoạt động, 40 lượt người"."""
+    return "; ".join(f"{_lower_first(kind_label(line.kind))}: {number(line.activities)} hoạt động, "
+                     f"{number(line.participants)} lượt người" for line in kinds)
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
+def initiative_status(line: InitiativeLine) -> str:
+    return f"Đã công nhận ngày {line.recognised_on:%d/%m/%Y}" if line.recognised_on is not None else WAITING
+
+
+def offline_rows(report: Report) -> list[tuple[str, int]]:
+    """What the unit did offline, for the summary: (label, count); people each counted once."""
+    total = report.offline.total
+    return [
+        ("Hoạt động tại cơ sở đã tổ chức trong kỳ", total.activities),
+        ("Lượt người tham dự các hoạt động", total.participants),
+        ("Thành viên được ghi tên có mặt (mỗi người một lần)", total.named_people),
+        ("Người học cùng Tổ công nghệ số cộng đồng trong kỳ", total.helped_people),
+        ("Bài học hoàn thành khi học cùng Tổ công nghệ số trong kỳ", total.helped_lessons),
+        ("Hoàn thành khóa cơ bản có học cùng Tổ công nghệ số", total.helped_finished),
+        ("Sáng kiến, cách làm hay được đề xuất trong kỳ", total.initiatives_proposed),
+        ("Sáng kiến, cách làm hay được công nhận trong kỳ", total.initiatives_recognised),
     ]

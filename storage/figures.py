@@ -80,6 +80,9 @@ class UnitFigures:
     hardest: tuple[LessonRate, ...]  # up to 3 core lessons, lowest first-try pass rate first
     households_known: int | None  # villages and the commune only
     households_reached: int | None  # of those, households with a member who finished the core course
+    # Of `finished_core`, those who completed a core lesson with a digital-team member beside them
+    # ("Học cùng"): they count as finished, and are shown apart.
+    finished_assisted: int = 0
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,7 @@ class OrganisationRow:
     people: int
     confirmed: int
     finished_core: int
+    finished_assisted: int = 0
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,7 @@ class VillageRow:
     finished_core: int
     households_known: int
     households_reached: int
+    finished_assisted: int = 0
 
 
 @dataclass(frozen=True)
@@ -191,6 +196,15 @@ def _finished(person_id: ColumnElement[int], core: list[str]) -> ColumnElement[b
     return _core_done(person_id, core) == len(core) if core else false()
 
 
+def _helped(person_id: ColumnElement[int], core: list[str]) -> ColumnElement[bool]:
+    """Whether the person completed a core lesson with a digital-team member beside them."""
+    done = _progress.alias()
+    return select(done.c.person_id).where(
+        done.c.person_id == person_id, done.c.status == "completed", done.c.lesson_id.in_(core),
+        done.c.assisted.is_(True),
+    ).exists()
+
+
 def _active(person_id: ColumnElement[int], now: datetime) -> ColumnElement[bool]:
     recent = _activity.alias()
     # Selecting an indexed column (not EXISTS (SELECT *)) lets SQLite answer from ix_activity_person_at alone.
@@ -224,13 +238,14 @@ def village_figures(connection: Connection, village_id: int, core_lessons: Seque
 
 def _unit_figures(connection: Connection, unit: _Unit, core: list[str], now: datetime) -> UnitFigures:
     person_id = _person.c.id
-    people, confirmed, active, finished, vneid = connection.execute(
+    people, confirmed, active, finished, vneid, helped = connection.execute(
         select(
             func.count(),
             func.count().filter(unit.confirmed) if unit.confirmed is not None else null(),
             func.count().filter(_active(person_id, now)),
             func.count().filter(_finished(person_id, core)),
             func.count().filter(_person.c.vneid_level2 == "yes"),
+            func.count().filter(_finished(person_id, core), _helped(person_id, core)),
         )
         .select_from(unit.source)
         .where(unit.where)
@@ -239,6 +254,7 @@ def _unit_figures(connection: Connection, unit: _Unit, core: list[str], now: dat
     return UnitFigures(
         people=people, confirmed=confirmed, active_30_days=active, finished_core=finished, vneid_level2=vneid,
         average_score=average, hardest=hardest, households_known=None, households_reached=None,
+        finished_assisted=helped,
     )
 
 
@@ -291,7 +307,7 @@ def commune_figures(connection: Connection, core_lessons: Sequence[str], now: da
     totals = UnitFigures(
         people=everyone.people, confirmed=None, active_30_days=everyone.active, finished_core=everyone.finished,
         vneid_level2=everyone.vneid, average_score=average, hardest=hardest,
-        households_known=everyone.homes, households_reached=everyone.reached,
+        households_known=everyone.homes, households_reached=everyone.reached, finished_assisted=everyone.assisted,
     )
     # Ordered here, not by ORDER BY: the database's collation (binary on SQLite) puts "Đoàn" after "Hội".
     organisations = sorted(connection.execute(select(_organisation.c.id, _organisation.c.name)).all(),
@@ -301,12 +317,12 @@ def commune_figures(connection: Connection, core_lessons: Sequence[str], now: da
     return CommuneFigures(
         totals=totals,
         organisations=tuple(
-            OrganisationRow(id_, name, tally.people, tally.confirmed, tally.finished)
+            OrganisationRow(id_, name, tally.people, tally.confirmed, tally.finished, tally.assisted)
             for id_, name in organisations
             for tally in [tallies.get(("organisation", id_), none)]
         ),
         villages=tuple(
-            VillageRow(id_, name, tally.people, tally.finished, tally.homes, tally.reached)
+            VillageRow(id_, name, tally.people, tally.finished, tally.homes, tally.reached, tally.assisted)
             for id_, name in villages
             for tally in [by_village.get(id_, none)]
         ),
@@ -324,16 +340,21 @@ class _Tally:
     confirmed: int = 0
     homes: int = 0
     reached: int = 0
+    assisted: int = 0  # of `finished`, those who had help ("Học cùng")
 
     def __add__(self, other: _Tally) -> _Tally:
         return _Tally(*(mine + theirs for mine, theirs in zip(astuple(self), astuple(other), strict=True)))
 
 
 def _finished_people(core: list[str]) -> CTE:
-    """The ids of people who completed every core lesson, by one pass over the lesson progress."""
+    """The ids of people who completed every core lesson, by one pass over the lesson progress, and
+    `helped`: how many of those lessons they completed with a digital-team member beside them."""
     progress = _progress.c
     completed = func.count().filter(progress.status == "completed", progress.lesson_id.in_(core))
-    query = select(progress.person_id).group_by(progress.person_id).having(completed == len(core))
+    helped = func.count().filter(progress.status == "completed", progress.lesson_id.in_(core),
+                                 progress.assisted.is_(True))
+    query = (select(progress.person_id, helped.label("helped")).group_by(progress.person_id)
+             .having(completed == len(core)))
     return (query if core else query.where(false())).cte("finished")
 
 
@@ -355,6 +376,7 @@ def _commune_tallies(connection: Connection, core: list[str], now: datetime) -> 
     people = part(
         "village", person.village_id, people=func.count(), finished=func.count(finished.c.person_id),
         active=func.count().filter(_active(person.id, now)), vneid=func.count().filter(person.vneid_level2 == "yes"),
+        assisted=func.count().filter(finished.c.helped > 0),
     ).select_from(_person.outerjoin(finished, finished.c.person_id == person.id))
     homes = part("village", household.village_id, homes=func.count()).select_from(_household)
     # A household counts in its own village, whichever village its finishing member lives in.
@@ -363,7 +385,7 @@ def _commune_tallies(connection: Connection, core: list[str], now: datetime) -> 
     )
     members = part(
         "organisation", membership.organisation_id, people=func.count(), finished=func.count(finished.c.person_id),
-        confirmed=func.count().filter(membership.confirmed),
+        confirmed=func.count().filter(membership.confirmed), assisted=func.count().filter(finished.c.helped > 0),
     ).select_from(_membership.outerjoin(finished, finished.c.person_id == membership.person_id))
     tallies: dict[tuple[str, int | None], _Tally] = {}
     for row in connection.execute(union_all(people, homes, reached, members)).mappings():

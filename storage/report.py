@@ -8,6 +8,11 @@ its start and its end. Self-reported answers (VNeID level 2) are as the person l
 who erased their data are not counted. Population figures are the commune's own, from the directory:
 unknown ones stay None, never guessed.
 
+What units did offline in the period (`offline_figures`) comes with it: the activities they recorded
+(/hoatdong), the people who learned beside a member of the Tổ công nghệ số cộng đồng ("Học cùng") and
+the initiatives proposed and recognised (/sangkien), per unit and for the whole scope, where a person
+counted by two units is one person.
+
 Every function is synchronous SQLAlchemy Core on one connection, run through `Database.read`; the
 people and the lessons are two reads, so on SQLite they run side by side on its two reader threads.
 """
@@ -16,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any, Literal
 
@@ -32,6 +37,7 @@ from sqlalchemy import (
     case,
     func,
     literal,
+    or_,
     select,
     text,
     true,
@@ -43,9 +49,11 @@ from content.schema import CitizenGroup
 from storage.db import Database
 from storage.figures import text_order
 from storage.models import (
+    ACTIVITY_KINDS,
     Activity,
     Answer,
     Household,
+    Initiative,
     LessonProgress,
     Membership,
     Organisation,
@@ -65,6 +73,7 @@ _progress: Table = LessonProgress.__table__
 _attempt: Table = QuizAttempt.__table__
 _answer: Table = Answer.__table__
 _activity: Table = Activity.__table__
+_initiative: Table = Initiative.__table__
 
 MOST_MISSED = 3
 """How many of a lesson's most missed questions the report names."""
@@ -204,6 +213,82 @@ class PeopleFigures:
 
 
 @dataclass(frozen=True)
+class KindCount:
+    """A unit's activities of one kind in the period."""
+
+    kind: str  # a key of storage.models.ACTIVITY_KINDS
+    activities: int
+    participants: int
+
+
+@dataclass(frozen=True)
+class ActivityLine:
+    """One activity held in the period, as the workbook lists it: counts only, nobody's name."""
+
+    unit: str
+    kind: str
+    held_on: date
+    title: str
+    place: str  # the village's name or the place typed ("" when none)
+    participants: int
+    named: int  # members named as present
+
+
+@dataclass(frozen=True)
+class InitiativeLine:
+    """One initiative proposed or recognised in the period; dates in the commune's zone."""
+
+    title: str
+    authors: str
+    unit: str  # the organisation's or village's name, or the commune's own (`commune_unit`)
+    description: str
+    result: str
+    proposed_on: date
+    recognised_on: date | None  # None: not recognised by the period's end (chờ xét)
+    proposed_in_period: bool
+    recognised_in_period: bool
+
+
+@dataclass(frozen=True)
+class OfflineLine:
+    """What one unit, or the report's whole scope, did offline in the period.
+
+    A unit's line counts each person once within the unit; the scope's line counts each person once
+    within the scope, so a person named at two units' activities, or a member of an organisation who
+    lives in a village and learned with help, is in both units' lines and once in the total."""
+
+    kind: ScopeKind
+    unit_id: int | None
+    name: str
+    activities: int = 0  # held in the period, removed ones left out
+    participants: int = 0  # attendances: a person at two activities counts twice
+    named_people: int = 0  # distinct members named as present
+    by_kind: tuple[KindCount, ...] = ()  # the kinds held, in ACTIVITY_KINDS order
+    helped_people: int = 0  # completed a lesson or took a quiz with a digital-team member in the period
+    helped_lessons: int = 0  # lessons completed with a digital-team member in the period
+    helped_finished: int = 0  # finished the core course by the period's end, a core lesson of it with help
+    initiatives_proposed: int = 0  # proposed in the period
+    initiatives_recognised: int = 0  # recognised in the period (whenever proposed)
+
+    @property
+    def anything(self) -> bool:
+        return bool(self.activities or self.helped_people or self.helped_finished or self.initiatives_proposed
+                     or self.initiatives_recognised)
+
+
+@dataclass(frozen=True)
+class OfflineFigures:
+    """Activities, learning with help and initiatives of the report's scope."""
+
+    total: OfflineLine = OfflineLine("commune", None, "")
+    # The commune: its own line (activities and initiatives of no unit, when any), every organisation,
+    # every village. An organisation or a village: itself.
+    units: tuple[OfflineLine, ...] = ()
+    activities: tuple[ActivityLine, ...] = ()  # by unit, then day
+    initiatives: tuple[InitiativeLine, ...] = ()  # in the order they were proposed
+
+
+@dataclass(frozen=True)
 class Report:
     scope: Scope
     period: Period
@@ -212,6 +297,7 @@ class Report:
     people: PeopleFigures
     lessons: tuple[LessonLine, ...]  # in course order
     households_listed: bool = True  # False: a summary, its households counted but not listed
+    offline: OfflineFigures = field(default_factory=OfflineFigures)
 
 
 # --- the unit's people ---------------------------------------------------------------------------
@@ -686,19 +772,217 @@ def share(part: int, whole: int | None) -> float | None:
     return part / whole if whole else None
 
 
+# --- what units do offline -----------------------------------------------------------------------
+# The activities come from storage/activities.py and the initiatives' counts from storage/initiatives.py
+# (the same counts /hoatdong and /sangkien give); both import this module's Period, so they are
+# imported where they are used. A unit's report holds the unit's own activities and initiatives and its
+# people's learning with help (an organisation's members, a village's residents); the commune's holds
+# every unit's and its own (those of no unit).
+
+def commune_unit(commune_name: str) -> str:
+    """The name the commune's own activities and initiatives are listed under."""
+    return f"UBND {commune_name}"
+
+
+def offline_figures(connection: Connection, scope: Scope, core: Sequence[str], period: Period) -> OfflineFigures:
+    """The scope's activities, learning with help and initiatives in the period: a few statements each,
+    the rest counted in Python over rows that are one per activity, per initiative, per person helped."""
+    from storage.activities import UnitRef, activity_rows, tally
+    from storage.initiatives import initiative_totals
+
+    own_name = commune_unit(scope.name)
+    unit = (None if scope.kind == "commune" else UnitRef(organisation_id=scope.unit_id)
+            if scope.kind == "organisation" else UnitRef(village_id=scope.unit_id))
+    rows = activity_rows(connection, period, own_name, unit=unit)
+    per_unit, overall = tally(rows)
+    held = {(line.unit_kind, line.unit_id): line.totals for line in per_unit}
+    kinds: dict[tuple[str, int | None], dict[str, list[int]]] = {}
+    for row in rows:
+        counted = kinds.setdefault((row.unit_kind, row.unit_id), {}).setdefault(row.kind, [0, 0])
+        counted[0] += 1
+        counted[1] += row.participants
+    initiatives = initiative_totals(connection, period)
+    proposals = {(line.kind, line.unit_id): (line.proposed, line.recognised) for line in initiatives.units}
+    helped_units, helped_total = _helped(connection, scope, list(dict.fromkeys(core)), period)
+
+    def line(kind: ScopeKind, unit_id: int | None, name: str) -> OfflineLine:
+        totals = held.get((kind, unit_id))
+        proposed, recognised = proposals.get((kind, unit_id), (0, 0))
+        people, lessons, finished = helped_units.get((kind, unit_id), (0, 0, 0))
+        return OfflineLine(
+            kind, unit_id, name,
+            activities=totals.activities if totals else 0, participants=totals.participants if totals else 0,
+            named_people=totals.named_people if totals else 0, by_kind=_by_kind(kinds.get((kind, unit_id), {})),
+            helped_people=people, helped_lessons=lessons, helped_finished=finished,
+            initiatives_proposed=proposed, initiatives_recognised=recognised)
+
+    if scope.kind == "commune":
+        own = line("commune", None, own_name)
+        organisations = sorted(connection.execute(select(_organisation.c.id, _organisation.c.name)).all(),
+                               key=lambda row: (text_order(row.name), row.id))
+        villages = connection.execute(select(_village.c.id, _village.c.name).order_by(_village.c.id)).all()
+        units = ((own,) if own.anything else ()) + tuple(
+            line("organisation", id_, name) for id_, name in organisations) + tuple(
+            line("village", id_, name) for id_, name in villages)
+        proposed, recognised = initiatives.proposed, initiatives.recognised
+    else:
+        units = (line(scope.kind, scope.unit_id, scope.name),)
+        proposed, recognised = units[0].initiatives_proposed, units[0].initiatives_recognised
+    every_kind: dict[str, list[int]] = {}
+    for of_unit in kinds.values():
+        for kind, (count, participants) in of_unit.items():
+            tally_ = every_kind.setdefault(kind, [0, 0])
+            tally_[0] += count
+            tally_[1] += participants
+    people, lessons, finished = helped_total
+    total = OfflineLine(
+        scope.kind, scope.unit_id, scope.name, activities=overall.activities, participants=overall.participants,
+        named_people=overall.named_people, by_kind=_by_kind(every_kind), helped_people=people,
+        helped_lessons=lessons, helped_finished=finished, initiatives_proposed=proposed,
+        initiatives_recognised=recognised)
+    return OfflineFigures(
+        total=total, units=units,
+        activities=tuple(ActivityLine(row.unit_name, row.kind, row.held_on, row.title, row.place, row.participants,
+                                      row.named_count) for row in rows),
+        initiatives=_initiative_lines(connection, scope, period, own_name),
+    )
+
+
+def _by_kind(counted: dict[str, list[int]]) -> tuple[KindCount, ...]:
+    order = list(ACTIVITY_KINDS)
+    return tuple(KindCount(kind, count, participants) for kind, (count, participants)
+                 in sorted(counted.items(), key=lambda item: (item[0] not in order,
+                                                              order.index(item[0]) if item[0] in order else 0,
+                                                              item[0])))
+
+
+def _helped(
+    connection: Connection, scope: Scope, core: list[str], period: Period
+) -> tuple[dict[tuple[str, int | None], tuple[int, int, int]], tuple[int, int, int]]:
+    """Learning with a digital-team member ("Học cùng"): per organisation (its members) and village (its
+    residents), and for the scope with each person once: (people who completed a lesson or took a
+    quiz with help in the period, lessons completed with help in the period, people who had finished
+    the core course by the period's end with a core lesson of it completed with help, as
+    storage/figures.py counts `finished_assisted`).
+
+    The lessons and the quizzes taken with help are a small part of all (an index-free scan of each
+    table, grouped per person); who of those helped with a core lesson finished, and where the people
+    helped live and which organisations they belong to, are then read by their ids."""
+    progress, attempt, person = _progress.c, _attempt.c, _person.c
+    core_by_end = and_(progress.status == "completed", progress.lesson_id.in_(core),
+                       progress.completed_at < period.end)
+    lessons = {person_id: (int(inside), int(core_helped)) for person_id, inside, core_helped in connection.execute(
+        select(progress.person_id,
+               func.count().filter(progress.completed_at >= period.start, progress.completed_at < period.end),
+               func.count().filter(core_by_end))
+        .where(progress.assisted.is_(True), progress.status == "completed")
+        .group_by(progress.person_id)
+    ).all()}
+    quizzed = {person_id for (person_id,) in connection.execute(
+        select(attempt.person_id).distinct()
+        .where(attempt.assisted.is_(True), attempt.started_at >= period.start, attempt.started_at < period.end)
+    ).all()}
+    candidates = sorted(person_id for person_id, (_, core_helped) in lessons.items() if core_helped)
+    finished = {person_id for chunk in _chunks(connection, candidates) for (person_id,) in connection.execute(
+        select(progress.person_id).where(progress.person_id.in_(chunk), core_by_end)
+        .group_by(progress.person_id).having(func.count() == len(core))
+    ).all()} if core else set()
+    helped = sorted({person_id for person_id, (inside, _) in lessons.items() if inside} | quizzed | finished)
+    village_of: dict[int, int | None] = {}  # the people registered by the period's end, as everywhere in the report
+    for chunk in _chunks(connection, helped):
+        village_of.update((person_id, village_id) for person_id, village_id in connection.execute(
+            select(person.id, person.village_id).where(person.id.in_(chunk), person.created_at < period.end)
+        ).all())
+    member_of: dict[int, list[int]] = {}
+    for chunk in _chunks(connection, helped):
+        for person_id, organisation_id in connection.execute(
+            select(_membership.c.person_id, _membership.c.organisation_id).where(_membership.c.person_id.in_(chunk))
+        ).all():
+            member_of.setdefault(person_id, []).append(organisation_id)
+    units: dict[tuple[str, int | None], list[int]] = {}
+    total = [0, 0, 0]
+    for person_id, village_id in village_of.items():
+        inside = lessons.get(person_id, (0, 0))[0]
+        counts = (int(bool(inside) or person_id in quizzed), inside, int(person_id in finished))
+        organisations = member_of.get(person_id, [])
+        keys: list[tuple[str, int | None]] = [("organisation", id_) for id_ in dict.fromkeys(organisations)]
+        if village_id is not None:
+            keys.append(("village", village_id))
+        for key in keys:
+            tally = units.setdefault(key, [0, 0, 0])
+            for index, count in enumerate(counts):
+                tally[index] += count
+        if (scope.kind == "commune" or (scope.kind == "village" and village_id == scope.unit_id)
+                or (scope.kind == "organisation" and scope.unit_id in organisations)):
+            for index, count in enumerate(counts):
+                total[index] += count
+    return ({key: (people, lessons_, done) for key, (people, lessons_, done) in units.items()},
+            (total[0], total[1], total[2]))
+
+
+ID_CHUNK = {"sqlite": 900, "postgresql": 10_000}
+"""Ids bound in one IN list: under SQLite's oldest limit of 999 variables a statement, and well under
+PostgreSQL's 32,767 parameters (a province may have a hundred thousand people helped)."""
+
+
+def _chunks(connection: Connection, ids: list[int]) -> list[list[int]]:
+    size = ID_CHUNK.get(connection.dialect.name, ID_CHUNK["sqlite"])
+    return [ids[start:start + size] for start in range(0, len(ids), size)]
+
+
+def _initiative_lines(
+    connection: Connection, scope: Scope, period: Period, own_name: str
+) -> tuple[InitiativeLine, ...]:
+    """The scope's initiatives proposed or recognised in the period (what initiative_totals counts),
+    in the order they were proposed; recognised means by the period's end."""
+    initiative = _initiative.c
+    proposed_in = and_(initiative.created_at >= period.start, initiative.created_at < period.end)
+    recognised_in = and_(initiative.recognised_at >= period.start, initiative.recognised_at < period.end)
+    query = (
+        select(initiative.title, initiative.authors, _organisation.c.name, _village.c.name, initiative.organisation_id,
+               initiative.village_id, initiative.description, initiative.result, initiative.created_at,
+               initiative.recognised_at)
+        .select_from(_initiative
+                     .outerjoin(_organisation, _organisation.c.id == initiative.organisation_id)
+                     .outerjoin(_village, _village.c.id == initiative.village_id))
+        .where(or_(proposed_in, recognised_in))
+        .order_by(initiative.created_at, initiative.id)
+    )
+    if scope.kind == "organisation":
+        query = query.where(initiative.organisation_id == scope.unit_id)
+    elif scope.kind == "village":
+        query = query.where(initiative.village_id == scope.unit_id)
+    zone = period.start.tzinfo
+    lines = []
+    for (title, authors, organisation, village, organisation_id, village_id, description, result, proposed,
+         recognised) in connection.execute(query).all():
+        recognised_by_end = recognised if recognised is not None and recognised < period.end else None
+        unit = (organisation if organisation_id is not None else village if village_id is not None else own_name)
+        lines.append(InitiativeLine(
+            title, authors, unit or "", description, result, proposed.astimezone(zone).date(),
+            recognised_by_end.astimezone(zone).date() if recognised_by_end is not None else None,
+            period.holds(proposed), recognised is not None and period.holds(recognised)))
+    return tuple(lines)
+
+
 
 async def gather_report(
     database: Database, scope: Scope, period: Period, core: Sequence[str], lesson_order: Sequence[str],
     now: datetime, households: bool = True,
 ) -> Report:
-    """The whole report: the answers, the people and the lessons, three reads side by side off the
-    event loop's thread (on SQLite, as many at once as the database has reader threads; each is its own
-    consistent snapshot, all within a second of each other). Without `households`, a summary: the
+    """The whole report: the answers, the people, the lessons and what units did offline, four reads side
+    by side off the event loop's thread (on SQLite, as many at once as the database has reader threads;
+    each is its own consistent snapshot, all within a second of each other). Without `households`, a summary: the
     households are counted, not listed (a province has 300,000)."""
     missed_read = asyncio.ensure_future(database.read(lambda connection: missed_questions(connection, scope, period)))
     people_read = asyncio.ensure_future(
         database.read(lambda connection: people_figures(connection, scope, core, period, households)))
-    lessons = await database.read(lambda connection: lesson_figures(connection, scope, period, lesson_order, {}))
-    people, missed = await people_read, await missed_read
+    lessons_read = asyncio.ensure_future(
+        database.read(lambda connection: lesson_figures(connection, scope, period, lesson_order, {})))
+    # Last: the shortest read, it takes the first reader thread the others leave free.
+    offline_read = asyncio.ensure_future(
+        database.read(lambda connection: offline_figures(connection, scope, core, period)))
+    lessons = await lessons_read
+    people, missed, offline = await people_read, await missed_read, await offline_read
     lessons = tuple(replace(line, missed=tuple(missed.get(line.lesson_id, ()))) for line in lessons)
-    return Report(scope, period, now, len(dict.fromkeys(core)), people, lessons, households)
+    return Report(scope, period, now, len(dict.fromkeys(core)), people, lessons, households, offline)

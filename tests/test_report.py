@@ -18,7 +18,17 @@ from docx import Document
 from openpyxl import load_workbook
 
 from content.schema import CitizenGroup
-from reports.report_book import HOUSEHOLDS, LESSONS, ORGANISATIONS, PERCENT, SUMMARY, VILLAGES
+from reports.report_book import (
+    ACTIVITIES,
+    ASSISTED,
+    HOUSEHOLDS,
+    INITIATIVES,
+    LESSONS,
+    ORGANISATIONS,
+    PERCENT,
+    SUMMARY,
+    VILLAGES,
+)
 from reports.report_files import ascii_slug, report_files
 from reports.report_text import indicators
 from storage import migrate
@@ -394,7 +404,7 @@ async def test_the_workbook_holds_every_figure_as_a_number(commune_report):
     report = commune_report
     files = report_files(report, "xã Cát Thành", TITLES, QUESTION_TEXTS)
     book = load_workbook(io.BytesIO(files.xlsx))
-    assert book.sheetnames == [SUMMARY, ORGANISATIONS, VILLAGES, HOUSEHOLDS, LESSONS]
+    assert book.sheetnames == [SUMMARY, ORGANISATIONS, VILLAGES, HOUSEHOLDS, LESSONS, ACTIVITIES, ASSISTED, INITIATIVES]
     for sheet in book.worksheets:
         assert "11/12/2025" in sheet["A2"].value and "10/12/2026" in sheet["A2"].value  # the period on every sheet
         assert sheet.freeze_panes == "A6"

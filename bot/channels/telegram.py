@@ -142,7 +142,9 @@ def to_incoming(update: Update) -> Incoming | None:
         return Incoming.from_text(CHANNEL, str(message.chat.id), message.text, display_name=name, delivery_key=key)
     if message.contact is not None:
         return Incoming(CHANNEL, str(message.chat.id), Kind.CONTACT, "", name, key)
-    return Incoming(CHANNEL, str(message.chat.id), Kind.UNSUPPORTED, _what_was_sent(message), name, key)
+    photo = message.photo[-1].file_id if message.photo else None  # the largest size Telegram keeps
+    return Incoming(CHANNEL, str(message.chat.id), Kind.UNSUPPORTED, _what_was_sent(message), name, key,
+                    file_id=photo)
 
 
 def _what_was_sent(message: Any) -> str:
