@@ -16,7 +16,7 @@ Nothing here logs: names, codes and typed text stay out of the logs, and the aud
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlmodel import col, select
@@ -132,11 +132,21 @@ async def _prefetch(services: Services, incoming: Incoming, argument: str, now: 
         name = village.name
     core = services.core_lessons(now)
     visits = await services.database.read(lambda connection: households_to_visit(connection, village_id, core))
+    if not scopes.heads(village_id):
+        visits = without_residents(visits)
     if not export:
         return Prepared(village_id, False, name, visits, moment=now)
     day = _day(services, now)
     file = await asyncio.get_running_loop().run_in_executor(services.renderer, _workbook, name, day, visits)
     return Prepared(village_id, True, name, visits, file, now)
+
+
+def without_residents(visits: VisitList) -> VisitList:
+    """The list as a digital-team member sees it: residents agreed that their leaders and village head see
+    their name and progress (consent version 2), not the team; so the team gets the directory's head names,
+    the counts, and no registered resident's name or progress."""
+    rows = tuple(replace(row, named_members=(), best_core=None) for row in visits.rows)
+    return replace(visits, rows=rows)
 
 
 def _workbook(village: str, day: str, visits: VisitList) -> bytes:

@@ -241,8 +241,11 @@ async def test_a_digital_team_member_sees_only_their_village(make_chat, services
 
     answer = await member.say("/canthamhoi")
     assert "Thôn 2" in answer and "• Số hộ của thôn: 2" in answer and "• Hộ cần đến: 2" in answer
+    # Residents agreed that their leaders and village head see their name and progress, not the team: the
+    # team gets the directory's head names and the counts only.
     assert page_lines(answer) == ["1. Đỗ Thị Hoa – 2 nhân khẩu, chưa ai đăng ký",
-                                  f"2. Ngô Văn Lạ – 1 người đăng ký, giỏi nhất 1/{built.core} bài"]
+                                  "2. Hộ chưa có tên để hiện – 1 người đăng ký"]
+    assert "Ngô Văn Lạ" not in member.transcript
 
     # The main menu's button (action "ctham") leads to the same list.
     assert page_lines(await member.press("ctham"))[0] == "1. Đỗ Thị Hoa – 2 nhân khẩu, chưa ai đăng ký"
