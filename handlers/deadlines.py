@@ -110,7 +110,9 @@ LEFT_TOMORROW = "còn 1 ngày (hạn là ngày mai)"
 LEFT_DAYS = "còn {days} ngày"
 LATE = "\n⏰ Tin nhắc này đến muộn: lẽ ra gửi lúc {moment:%H:%M} ngày {moment:%d/%m}, nhưng hệ thống đã tạm ngừng."
 FIGURES = ("📊 {unit} (đến {today:%d/%m/%Y}):\n• {people_label}: {people}\n"
-           "• Hoàn thành khóa cơ bản: {finished} ({share})")
+           "• Hoàn thành khóa cơ bản: {finished} ({share}){assisted}")
+# Finishers who learned with a digital-team member beside them ("Học cùng"), counted in and shown apart.
+FIGURES_ASSISTED = ", trong đó {count} người học cùng Tổ công nghệ số"
 FIGURES_HANDED = "\n• Đã nộp: {done}/{total} đơn vị"
 HINT = "Bấm “Lấy báo cáo” để nhận tệp báo cáo. Nộp xong, bấm “Đơn vị đã nộp báo cáo” để thôi nhắc."
 BTN_GET_REPORT = "📑 Lấy báo cáo"
@@ -561,14 +563,18 @@ class Counted:
     people_label: str
     people: int
     finished: int
+    assisted: int = 0  # of `finished`, with a digital-team member's help
 
 
 def counted_units(commune: CommuneFigures) -> dict[str, Counted]:
     """unit key -> its figures, all from one count of the commune."""
-    units = {"commune": Counted("Người đăng ký", commune.totals.people, commune.totals.finished_core)}
-    units.update({f"org:{row.organisation_id}": Counted("Thành viên", row.people, row.finished_core)
+    totals = commune.totals
+    units = {"commune": Counted("Người đăng ký", totals.people, totals.finished_core, totals.finished_assisted)}
+    units.update({f"org:{row.organisation_id}": Counted("Thành viên", row.people, row.finished_core,
+                                                        row.finished_assisted)
                   for row in commune.organisations})
-    units.update({f"village:{row.village_id}": Counted("Người đăng ký", row.people, row.finished_core)
+    units.update({f"village:{row.village_id}": Counted("Người đăng ký", row.people, row.finished_core,
+                                                       row.finished_assisted)
                   for row in commune.villages})
     return units
 
@@ -582,7 +588,8 @@ def reminder_replies(
     late = LATE.format(moment=reminder.moment.astimezone(config.zone)) if reminder.late else ""
     counted = counted or Counted("Người đăng ký", 0, 0)
     lines = FIGURES.format(unit=unit_name, today=today, people_label=counted.people_label, people=counted.people,
-                           finished=counted.finished, share=share(counted.finished, counted.people))
+                           finished=counted.finished, share=share(counted.finished, counted.people),
+                           assisted=FIGURES_ASSISTED.format(count=counted.assisted) if counted.assisted else "")
     if handed is not None:
         lines += FIGURES_HANDED.format(done=handed[0], total=handed[1])
     text = REMINDER.format(title=reminder.title, due=reminder.due_on, left=left_text((reminder.due_on - today).days),

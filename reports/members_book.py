@@ -25,6 +25,8 @@ NO_NAME = "(chưa ghi tên)"
 DATE_FORMAT = "DD/MM/YYYY"
 TITLE_ROW, NOTE_ROW, HEADER_ROW = 1, 2, 3
 DATE_COLUMN = COLUMNS.index("Lần hoạt động gần nhất")  # 0-based
+# Lessons completed with a digital-team member beside them: they count as finished, shown apart (issue 14).
+ASSISTED = "Số bài học cùng Tổ công nghệ số"
 WIDTH_MIN, WIDTH_MAX = 12, 40  # characters
 
 
@@ -46,7 +48,7 @@ def members_workbook(title: str, members: MemberList, *, organisation: bool) -> 
     sheet = book.active
     assert sheet is not None  # a new workbook always has its first sheet
     sheet.title = SHEET
-    columns = [*COLUMNS, STATUS] if organisation else COLUMNS
+    columns = [*COLUMNS, STATUS, ASSISTED] if organisation else [*COLUMNS, ASSISTED]
     put(sheet, TITLE_ROW, 1, title).font = Font(bold=True, size=14)
     put(sheet, NOTE_ROW, 1, hidden_note(members)).font = Font(italic=True)
     header(sheet, HEADER_ROW, columns)
@@ -74,6 +76,7 @@ def _values(member: MemberProgress, organisation: bool) -> list[object]:
     ]
     if organisation:
         values.append(CONFIRMED if member.confirmed else CLAIMED)
+    values.append(member.lessons_assisted)
     return values
 
 

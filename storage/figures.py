@@ -125,6 +125,7 @@ class MemberProgress:
     finished_core: bool
     last_active: datetime | None  # in the zone asked for
     confirmed: bool | None  # organisations only
+    lessons_assisted: int = 0  # lessons completed with a digital-team member beside them ("Học cùng")
 
 
 @dataclass(frozen=True)
@@ -429,6 +430,9 @@ def _member_list(connection: Connection, unit: _Unit, core: list[str], zone: tzi
     person_id = _person.c.id
     done, newest = _progress.alias("done"), _activity.alias("newest")
     lessons_done = select(func.count()).where(done.c.person_id == person_id, done.c.status == "completed")
+    helped = _progress.alias("helped")
+    lessons_helped = select(func.count()).where(helped.c.person_id == person_id, helped.c.status == "completed",
+                                                helped.c.assisted.is_(True))
     last_active = select(func.max(newest.c.at)).where(newest.c.person_id == person_id)
     named = _person.c.consent_version >= NAMED_FROM_CONSENT
     rows = connection.execute(
@@ -438,6 +442,7 @@ def _member_list(connection: Connection, unit: _Unit, core: list[str], zone: tzi
             _core_done(person_id, core) if core else null(),
             last_active.scalar_subquery(),
             unit.confirmed if unit.confirmed is not None else null(),
+            lessons_helped.scalar_subquery(),
         )
         .select_from(unit.source.outerjoin(_village, _village.c.id == _person.c.village_id))
         .where(unit.where, named)
@@ -450,7 +455,7 @@ def _member_list(connection: Connection, unit: _Unit, core: list[str], zone: tzi
             person_id=row[0], name=row[1], village=row[2], lessons_finished=row[3],
             core_finished=row[4] or 0, finished_core=bool(core) and row[4] == len(core),
             last_active=row[5].astimezone(zone) if row[5] is not None else None,
-            confirmed=None if unit.confirmed is None else bool(row[6]),
+            confirmed=None if unit.confirmed is None else bool(row[6]), lessons_assisted=row[7] or 0,
         )
         for row in rows
     ]

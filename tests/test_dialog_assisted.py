@@ -9,6 +9,7 @@ import re
 from sqlmodel import select
 
 from handlers.assisted import BLOCKED, NOT_IN_TEAM, NOT_YOURS
+from handlers.deadlines import counted_units
 from storage import figures
 from storage.models import AuditLog, ConversationState, Household, LessonProgress, Person, QuizAttempt, Village
 from tests.support import Chat, converse
@@ -191,6 +192,11 @@ async def test_a_course_finished_with_help_counts_and_is_shown_apart(make_chat, 
     village = next(row for row in counted.villages if row.name == "Thôn 2")
     assert (counted.totals.finished_core, counted.totals.finished_assisted) == (1, 1)
     assert (village.finished_core, village.finished_assisted) == (1, 1)
+    units = counted_units(counted)  # what the deadline reminders show of each unit
+    assert (units["commune"].assisted, units[f"village:{village.village_id}"].assisted) == (1, 1)
+    listed = await services.database.read(lambda connection: figures.member_rows(
+        connection, village_id=village.village_id, core_lessons=required, zone=services.config.zone))
+    assert [row.lessons_assisted for row in listed.rows if row.person_id == elder.id] == [1]
     staff = make_chat(user="vhxh")
     await register(staff, "Đỗ Thị Xã")
     await staff.say(f"/ma {await invite(services, 'staff')}")

@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 from openpyxl import load_workbook
 
 from reports import charts
-from reports.members_book import CLAIMED, COLUMNS, CONFIRMED, NO_NAME, SHEET, STATUS, members_workbook
+from reports.members_book import ASSISTED, CLAIMED, COLUMNS, CONFIRMED, NO_NAME, SHEET, STATUS, members_workbook
 from storage import figures, migrate
 from storage.db import Database
 from storage.figures import (
@@ -363,7 +363,7 @@ async def test_the_member_workbook_holds_the_named_members_and_the_hidden_note(d
     sheet = _read_book(members_workbook("Hội Liên hiệp Phụ nữ – danh sách", members, organisation=True))
     assert sheet["A1"].value == "Hội Liên hiệp Phụ nữ – danh sách" and sheet["A1"].font.bold
     assert f"{hidden} người chưa đồng ý hiện tên nên không có trong danh sách" in sheet["A2"].value
-    assert [cell.value for cell in sheet[3]] == [*COLUMNS, STATUS]
+    assert [cell.value for cell in sheet[3]] == [*COLUMNS, STATUS, ASSISTED]
     assert sheet.freeze_panes == "A4" and all(cell.font.bold for cell in sheet[3])
     rows = list(sheet.iter_rows(min_row=4, values_only=True))
     wanted = []
@@ -374,6 +374,7 @@ async def test_the_member_workbook_holds_the_named_members_and_the_hidden_note(d
             "Có" if person.finished_core else "Chưa",
             datetime.combine(person.last_active.date(), datetime.min.time()) if person.last_active else None,
             CONFIRMED if person.confirmed else CLAIMED,
+            0,  # lessons learned with help: nobody in this generated commune had any
         ))
     assert rows == wanted and len(rows) == len(expected)
     dated = [row for row in sheet.iter_rows(min_row=4) if row[4].value is not None]
@@ -389,7 +390,7 @@ def test_the_workbook_keeps_typed_text_as_text_and_dates_in_the_commune_zone():
     ), hidden=0, core_total=4)
     sheet = _read_book(members_workbook("Thôn Đông Đoài", members, organisation=False))
     assert "mọi người đều đã đồng ý hiện tên" in sheet["A2"].value
-    assert [cell.value for cell in sheet[3]] == COLUMNS
+    assert [cell.value for cell in sheet[3]] == [*COLUMNS, ASSISTED]
     assert sheet["A4"].value == "=HYPERLINK(\"http://x\")" and sheet["A4"].data_type == "s"
     assert sheet["E4"].value.date() == date(2026, 12, 1)
     assert sheet["A5"].value == "Lan 🌾" and sheet["E5"].value is None
